@@ -1,0 +1,51 @@
+// The connection pool and the one way to run a transaction.
+import pg from 'pg';
+
+// int8 (bigserial ids, counts) as JS numbers: ids stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export type Sql = pg.PoolClient | pg.Pool;
+export type Tx = pg.PoolClient;
+
+export class Store {
+  readonly pool: pg.Pool;
+  constructor(readonly url: string, max = 20) {
+    this.pool = new pg.Pool({ connectionString: url, max, application_name: 'fulcrum' });
+    // A dropped idle connection (database restart) must not crash the server.
+    this.pool.on('error', () => undefined);
+  }
+
+  /**
+   * Run `fn` in a transaction. Deadlocks and serialization failures are retried
+   * (a bounded number of times): callers write their logic once, as if alone.
+   */
+  async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if ((code === '40P01' || code === '40001') && attempt < 8) {
+          await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+          continue;
+        }
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]) {
+    return this.pool.query<R>(text, values);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
