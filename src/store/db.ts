@@ -4,7 +4,8 @@ import pg from 'pg';
 // int8 (bigserial ids, counts) as JS numbers: ids stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
 
-export type Sql = pg.PoolClient | pg.Pool;
+/** Anything that runs a query: the pool, a transaction's client, the Store. */
+export interface Sql { query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> }
 export type Tx = pg.PoolClient;
 
 export class Store {

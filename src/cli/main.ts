@@ -1,0 +1,284 @@
+// The `fulcrum` command: wiring of every subcommand (docs/cli.md). Behaviour lives in the
+// modules it imports; this file reads flags, calls the API and prints.
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Client } from './client.js';
+import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
+import { converge } from './converge.js';
+import { CliError, describeError, exitCodeOf } from './errors.js';
+import { tailEvents } from './events.js';
+import { parseFilters, readBody } from './input.js';
+import { FORMATS, render, type Format } from './output.js';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, runServer } from './serve.js';
+
+/** Object collections of the API (docs/api.md "Objects") and whether the CLI may write them. */
+export const KINDS: Array<{ kind: string; what: string; writable: boolean }> = [
+  { kind: 'nodes', what: 'nodes (machines under management)', writable: true },
+  { kind: 'roles', what: 'roles', writable: true },
+  { kind: 'deployments', what: 'deployments', writable: true },
+  { kind: 'deployment-roles', what: 'per-deployment role configuration', writable: true },
+  { kind: 'noderoles', what: 'noderoles (role bindings on nodes)', writable: true },
+  { kind: 'attribs', what: 'attribs', writable: true },
+  { kind: 'profiles', what: 'profiles', writable: true },
+  { kind: 'users', what: 'users', writable: true },
+  { kind: 'webhooks', what: 'webhooks', writable: true },
+  { kind: 'jobs', what: 'jobs (runs of noderoles; read-only)', writable: false },
+  { kind: 'content-packs', what: 'imported content packs', writable: true },
+];
+
+interface GlobalOptions { output: Format; endpoint?: string; token?: string }
+
+const out = (s: string) => { if (s) process.stdout.write(s); };
+const err = (s: string) => { if (s) process.stderr.write(s); };
+
+function integer(min: number) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`must be a whole number >= ${min}`);
+    return Number(v);
+  };
+}
+const collect = (v: string, prev: string[]) => [...prev, v];
+const seg = (key: string) => encodeURIComponent(key);
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+async function clientFor(cmd: Command): Promise<{ client: Client; format: Format }> {
+  const g = globals(cmd);
+  const target = resolveTarget({ endpoint: g.endpoint, token: g.token }, process.env, await readConfig(configPath()));
+  return { client: new Client(target), format: g.output };
+}
+
+function objectCommands(program: Command, kind: string, what: string, writable: boolean): void {
+  const c = program.command(kind).description(`list, show${writable ? ', create, update and delete' : ''} ${what}`);
+  const base = `/api/v1/${kind}`;
+
+  c.command('list')
+    .description(`list ${kind}`)
+    .option('--filter <key=value>', 'exact-match filter on a field (repeatable)', collect, [])
+    .option('--limit <n>', 'at most this many (server default 100, max 1000)', integer(1))
+    .option('--offset <n>', 'skip this many', integer(0))
+    .action(async (opts: { filter: string[]; limit?: number; offset?: number }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.get<unknown[]>(base, { ...parseFilters(opts.filter), limit: opts.limit, offset: opts.offset });
+      out(render(res.body, format, kind));
+      if (format === 'table') {
+        const shown = Array.isArray(res.body) ? res.body.length : 0;
+        const total = Number(res.headers.get('x-total-count') ?? NaN);
+        if (shown === 0) err(`no ${kind}${Number.isFinite(total) && total > 0 ? ` at offset ${opts.offset ?? 0} (${total} in all)` : ''}\n`);
+        else if (Number.isFinite(total) && total > shown) {
+          const from = (opts.offset ?? 0) + 1;
+          err(`${from}-${from + shown - 1} of ${total} shown; page with --limit and --offset\n`);
+        }
+      }
+    });
+
+  c.command('show')
+    .description(`show one of ${kind} by id, uuid${kind === 'noderoles' || kind === 'jobs' ? '' : ' or name'}`)
+    .argument('<key>')
+    .action(async (key: string, _opts: unknown, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.get(`${base}/${seg(key)}`);
+      out(render(res.body, format, kind));
+      const etag = res.headers.get('etag');
+      if (etag && format === 'table') err(`etag: ${etag}\n`);
+    });
+
+  if (!writable) return;
+
+  const bodyOptions = (sub: Command) => sub
+    .option('-f, --file <file>', 'JSON or YAML file holding the object ("-" reads standard input)')
+    .option('--set <key=value>', 'set a field; the value is parsed as JSON when it can be, dotted keys set nested fields (repeatable)', collect, []);
+
+  bodyOptions(c.command('create').description(`create one of ${kind}`))
+    .action(async (opts: { file?: string; set: string[] }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.post(base, await readBody(opts));
+      out(render(res.body, format, kind));
+    });
+
+  bodyOptions(c.command('update').description(`change one of ${kind} with a JSON merge patch`).argument('<key>'))
+    .option('--if-match <etag>', 'only if the object is still at this version (from `show`); else 412')
+    .action(async (key: string, opts: { file?: string; set: string[]; ifMatch?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const headers: Record<string, string> = {};
+      if (opts.ifMatch) headers['if-match'] = opts.ifMatch;
+      const res = await client.request('PATCH', `${base}/${seg(key)}`, { body: await readBody(opts), headers });
+      out(render(res.body, format, kind));
+    });
+
+  c.command('delete')
+    .description(`delete one of ${kind}`)
+    .argument('<key>')
+    .action(async (key: string, _opts: unknown, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      await client.request('DELETE', `${base}/${seg(key)}`);
+      if (format === 'table') out(`deleted ${kind} ${key}\n`);
+    });
+}
+
+function count(v: unknown): number {
+  if (Array.isArray(v)) return v.length;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'object' && v !== null) return Object.keys(v).length;
+  return 0;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('fulcrum')
+    .description('Fulcrum: bare metal to coordinated cluster')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(FORMATS).default('table'))
+    .option('--endpoint <url>', 'API endpoint (else FULCRUM_ENDPOINT, the config file, http://127.0.0.1:7780)')
+    .option('--token <token>', 'API token (else FULCRUM_TOKEN, the config file)')
+    .showHelpAfterError('(run with --help for usage)');
+
+  program.command('server')
+    .description('run the Fulcrum server (API, UI, annealer) with its own PostgreSQL, or DATABASE_URL')
+    .option('--data-dir <dir>', 'where the embedded database and files live', DEFAULT_DATA_DIR)
+    .option('--listen <host:port>', 'address of the API and UI', DEFAULT_LISTEN)
+    .action(async (opts: { dataDir: string; listen: string }) => runServer(opts));
+
+  program.command('login')
+    .description('log in and save the endpoint and token in the config file')
+    .option('--user <name>', 'user name', 'admin')
+    .option('--password <password>', 'password (else FULCRUM_PASSWORD)')
+    .action(async (opts: { user: string; password?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const file = configPath();
+      const target = resolveTarget({ endpoint: g.endpoint }, { ...process.env, FULCRUM_TOKEN: undefined }, { endpoint: (await readConfig(file)).endpoint });
+      const password = opts.password ?? process.env.FULCRUM_PASSWORD;
+      if (!password) throw new CliError('no password: give --password PW or set FULCRUM_PASSWORD');
+      const client = new Client({ endpoint: target.endpoint });
+      const res = await client.post<{ token?: string; user?: string }>('/api/v1/login', { user: opts.user, password });
+      if (typeof res.body?.token !== 'string') throw new CliError(`the server at ${target.endpoint} answered the login without a token`);
+      await writeConfig(file, { endpoint: target.endpoint, token: res.body.token });
+      out(`logged in to ${target.endpoint} as ${res.body.user ?? opts.user}; token saved in ${file}\n`);
+    });
+
+  for (const k of KINDS) objectCommands(program, k.kind, k.what, k.writable);
+
+  program.command('bind')
+    .description('bind a role to a node (and the parents it requires)')
+    .argument('<role>', 'role name or id')
+    .argument('<node>', 'node name, id or uuid')
+    .option('--deployment <deployment>', 'deployment (default: the node\'s)')
+    .action(async (role: string, node: string, opts: { deployment?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const body: Record<string, string> = { role, node };
+      if (opts.deployment) body.deployment = opts.deployment;
+      const res = await client.post('/api/v1/noderoles', body);
+      out(render(res.body, format, 'noderoles'));
+    });
+
+  for (const [verb, what] of [['commit', 'commit a deployment: its PROPOSED noderoles start converging'],
+    ['propose', 'send a deployment back to proposed: no new work starts in it']] as const) {
+    program.command(verb)
+      .description(what)
+      .argument('<deployment>', 'deployment name or id')
+      .action(async (deployment: string, _opts: unknown, cmd: Command) => {
+        const { client, format } = await clientFor(cmd);
+        const res = await client.post(`/api/v1/deployments/${seg(deployment)}/${verb}`);
+        out(render(res.body ?? { deployment, action: verb }, format, 'deployments'));
+      });
+  }
+
+  program.command('retry')
+    .description('retry a noderole in ERROR (back to TODO when its parents are ACTIVE)')
+    .argument('<noderole>', 'noderole id or uuid')
+    .action(async (noderole: string, _opts: unknown, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.post(`/api/v1/noderoles/${seg(noderole)}/retry`);
+      out(render(res.body ?? { noderole, action: 'retry' }, format, 'noderoles'));
+    });
+
+  program.command('content')
+    .description('content packs')
+    .command('import')
+    .description('validate a content-pack directory and import it (idempotent)')
+    .argument('<path>', 'the pack directory (holding pack.yaml)')
+    .action(async (dir: string, _opts: unknown, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const { readPack } = await import('../content/pack.js');
+      const bundle = await readPack(path.resolve(dir));
+      const res = await client.post<Record<string, unknown>>('/api/v1/content-packs', bundle);
+      const b = res.body ?? {};
+      if (format !== 'table') return out(render(b, format));
+      out(`imported content pack ${String(b.name)} ${String(b.version)}: ${count(b.roles)} roles, ${count(b.attribs)} attribs, ` +
+        `${count(b.profiles)} profiles (${b.changed ? 'changed' : 'unchanged'})\n`);
+    });
+
+  program.command('sim')
+    .description('simulation')
+    .command('nodes')
+    .description('create simulated nodes (alive, provider sim)')
+    .requiredOption('--count <n>', 'how many', integer(1))
+    .option('--deployment <deployment>', 'deployment to put them in')
+    .action(async (opts: { count: number; deployment?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const body: Record<string, unknown> = { count: opts.count };
+      if (opts.deployment) body.deployment = opts.deployment;
+      const res = await client.post('/api/v1/sim/nodes', body);
+      out(render(res.body, format, 'nodes'));
+    });
+
+  program.command('anneal')
+    .description('show the annealer summary: counts per state, running jobs, failed noderoles')
+    .option('--deployment <deployment>', 'only this deployment')
+    .action(async (opts: { deployment?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.get<Record<string, unknown>>('/api/v1/anneal', { deployment: opts.deployment });
+      const s = res.body ?? {};
+      if (format !== 'table') return out(render(s, format));
+      out(['finished', 'working', 'scheduled', 'blocked', 'failed', 'proposed', 'total'].map((k) => `${k} ${String(s[k] ?? 0)}`).join('  ') + '\n');
+      if (Array.isArray(s.running) && s.running.length) out(`\nrunning:\n${render(s.running, 'table', 'jobs')}`);
+      if (Array.isArray(s.errors) && s.errors.length) out(`\nfailed:\n${render(s.errors, 'table', 'noderoles')}`);
+    });
+
+  program.command('converge')
+    .description('wait until a deployment (default: all) has converged, showing progress; exit 0 converged, 1 failed, 2 timeout')
+    .argument('[deployment]', 'deployment name or id')
+    .option('--timeout <seconds>', 'give up after this long (0: never)', integer(0), 1800)
+    .action(async (deployment: string | undefined, opts: { timeout: number }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      process.exitCode = await converge(client, { deployment, timeout: opts.timeout, format, out, err, tty: process.stderr.isTTY === true, columns: process.stderr.columns });
+    });
+
+  program.command('events')
+    .description('follow the event stream (Ctrl-C to stop)')
+    .option('--type <type>', 'event types, prefix match, comma separated (e.g. noderole.,node.created)')
+    .option('--deployment <deployment>', 'only events of this deployment')
+    .option('--node <node>', 'only events of this node')
+    .option('--since <id>', 'start after this event id')
+    .action(async (opts: { type?: string; deployment?: string; node?: string; since?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const abort = new AbortController();
+      const stop = () => abort.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await tailEvents(client, {
+        query: { type: opts.type, deployment: opts.deployment, node: opts.node, since: opts.since },
+        format, write: out, note: (s) => err(`${s}\n`), signal: abort.signal,
+      });
+      process.exitCode = 0;
+    });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  // `fulcrum events | head` closes our stdout: that is the reader saying it has seen enough.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+  process.on('unhandledRejection', (e) => {
+    for (const l of describeError(e)) process.stderr.write(l + '\n');
+    process.exit(exitCodeOf(e));
+  });
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    for (const l of describeError(e)) process.stderr.write(l + '\n');
+    process.exitCode = exitCodeOf(e);
+  }
+}
+
+await main();
