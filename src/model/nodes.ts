@@ -40,7 +40,10 @@ export async function createNode(tx: Tx, body: NodeInput): Promise<NodeRow> {
   const auto = await tx.query(
     `SELECT name FROM roles WHERE NOT 'abstract' = ANY(flags) AND ('discovery' = ANY(flags) OR ($1 AND 'bootstrap' = ANY(flags))) ORDER BY cohort, name`,
     [node.admin]);
-  for (const role of auto.rows) await bind(tx, { role: role.name, node: node.id, deployment: deployment.id, commit: true });
+  // They live in the system deployment, which is always committed: they run whatever the
+  // state of the deployment the node was placed in.
+  const system = await ensureSystemDeployment(tx);
+  for (const role of auto.rows) await bind(tx, { role: role.name, node: node.id, deployment: system.id, commit: true });
   return node;
 }
 
