@@ -1,8 +1,7 @@
 // One source of truth per shape: these JSON schemas validate request bodies and feed the
 // OpenAPI document (STYLE.md "Plugins with encapsulation").
 import { Type as T } from 'typebox';
-import { FLAGS } from '../model/role-graph.js';
-import { JIGS } from '../model/roles.js';
+import { FLAGS, JIGS } from '../model/role-graph.js';
 import { STATES } from '../model/lifecycle.js';
 
 const Name = T.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 100 });

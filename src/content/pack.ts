@@ -7,12 +7,9 @@ import { isAbsolute, join, sep } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
 
-export const FLAGS = [
-  'implicit', 'cluster', 'service', 'discovery', 'bootstrap', 'destructive', 'milestone', 'powersave', 'abstract',
-] as const;
-export type Flag = (typeof FLAGS)[number];
-export const JIGS = ['noop', 'test', 'server', 'script', 'ssh', 'ansible'] as const;
-export type Jig = (typeof JIGS)[number];
+import { FLAGS, JIGS, findRoleCycle, type Flag, type Jig } from '../model/role-graph.js';
+
+export { FLAGS, JIGS, findRoleCycle, type Flag, type Jig };
 
 export interface RoleSpec {
   name: string;
@@ -357,34 +354,6 @@ export function validateReferences(bundle: PackContent, known: KnownNames): void
       if (!names.attrib.has(n)) fail(locate(bundle, 'profiles', i), ['values', n], `unknown attrib "${n}"${suggest(n, names.attrib)}`);
     }
   });
-}
-
-/**
- * The first cycle in a role graph (role -> its parents), as a path with the first role repeated
- * at the end, or null. Parents not in `roles` are ignored. Deterministic: input order.
- */
-export function findRoleCycle(roles: { name: string; parents: string[] }[]): string[] | null {
-  const parents = new Map(roles.map((r) => [r.name, r.parents]));
-  const state = new Map<string, 'open' | 'done'>();
-  const path: string[] = [];
-  const visit = (n: string): string[] | null => {
-    if (state.get(n) === 'done') return null;
-    if (state.get(n) === 'open') return [...path.slice(path.indexOf(n)), n];
-    state.set(n, 'open');
-    path.push(n);
-    for (const p of parents.get(n)!) {
-      const cycle = parents.has(p) ? visit(p) : null;
-      if (cycle) return cycle;
-    }
-    path.pop();
-    state.set(n, 'done');
-    return null;
-  };
-  for (const r of roles) {
-    const cycle = visit(r.name);
-    if (cycle) return cycle;
-  }
-  return null;
 }
 
 /** sha256 hex of the canonical JSON (keys sorted) of a pack's content: unchanged pack, same digest. */

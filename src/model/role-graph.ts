@@ -3,6 +3,8 @@
 
 export const FLAGS = ['implicit', 'cluster', 'service', 'discovery', 'bootstrap', 'destructive', 'milestone', 'powersave', 'abstract'] as const;
 export type Flag = (typeof FLAGS)[number];
+export const JIGS = ['noop', 'test', 'server', 'script', 'ssh', 'ansible'] as const;
+export type Jig = (typeof JIGS)[number];
 
 export interface RoleShape {
   name: string;
@@ -22,23 +24,32 @@ export function roleParents(roles: RoleShape[], attribOwner: (attrib: string) =>
   return m;
 }
 
-/** A cycle as a path in "needs" direction (a -> b: a needs b), first role repeated at the end; or null. */
-export function findRoleCycle(parents: Map<string, string[]>): string[] | null {
-  const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
-  const stack: string[] = [];
-  const visit = (name: string): string[] | null => {
-    state.set(name, 1);
-    stack.push(name);
-    for (const p of parents.get(name) ?? []) {
-      if (state.get(p) === 1) return [...stack.slice(stack.indexOf(p)), p];
-      if (!state.has(p)) { const c = visit(p); if (c) return c; }
+/**
+ * The first cycle in a role graph (role -> the roles it needs), as a path in "needs" direction
+ * with the first role repeated at the end, or null. Parents not in the graph are ignored.
+ * Deterministic: input order.
+ */
+export function findRoleCycle(roles: Iterable<{ name: string; parents: string[] }>): string[] | null {
+  const list = [...roles];
+  const parents = new Map(list.map((r) => [r.name, r.parents]));
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (n: string): string[] | null => {
+    if (state.get(n) === 'done') return null;
+    if (state.get(n) === 'open') return [...path.slice(path.indexOf(n)), n];
+    state.set(n, 'open');
+    path.push(n);
+    for (const p of parents.get(n)!) {
+      const cycle = parents.has(p) ? visit(p) : null;
+      if (cycle) return cycle;
     }
-    stack.pop();
-    state.set(name, 2);
+    path.pop();
+    state.set(n, 'done');
     return null;
   };
-  for (const name of [...parents.keys()].sort()) {
-    if (!state.has(name)) { const c = visit(name); if (c) return c; }
+  for (const r of list) {
+    const cycle = visit(r.name);
+    if (cycle) return cycle;
   }
   return null;
 }

@@ -3,10 +3,9 @@
 import type { Tx } from '../store/db.js';
 import { emit } from '../events/outbox.js';
 import { FulcrumError, invalid } from './errors.js';
-import { FLAGS, cohorts, findRoleCycle, roleParents } from './role-graph.js';
+import { FLAGS, JIGS, cohorts, findRoleCycle, roleParents } from './role-graph.js';
 import type { RoleRow } from './lookup.js';
 
-export const JIGS = ['noop', 'test', 'server', 'script', 'ssh', 'ansible'] as const;
 
 export interface RoleInput {
   name: string; description?: string; jig?: string; jig_config?: Record<string, unknown>;
@@ -102,7 +101,7 @@ export async function checkRoleGraph(tx: Tx): Promise<void> {
     });
   }
   const parents = roleParents(roles, (a) => owner.get(a));
-  const cycle = findRoleCycle(parents);
+  const cycle = findRoleCycle([...parents].map(([name, ps]) => ({ name, parents: ps })));
   if (cycle) throw new FulcrumError('conflict', `role cycle: ${cycle.join(' -> ')} (a -> b: a needs b); remove one of these relationships`);
   const cohort = cohorts(parents);
   await tx.query(
