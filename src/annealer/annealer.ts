@@ -67,9 +67,10 @@ export class Annealer {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    // In-process runs end with the process; they are requeued by the rule for dead replicas.
     for (const c of this.inFlight.values()) c.abort();
     while (this.passing) await new Promise((r) => setTimeout(r, 10));
+    // A clean stop hands its in-process runs back at once instead of waiting to be declared dead.
+    await this.recoverRunsOf(this.replicaId, 'server stopped').catch((e) => this.opts.log(`handing back runs: ${e.message}`));
     if (this.listener) {
       await this.listener.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined);
       if (this.leader) await this.listener.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK]).catch(() => undefined);
