@@ -224,6 +224,20 @@ test('attribute injection: the wanting role gets the provider value, and a chang
   assert.equal(input2.attribs['test-token'], 'second', 'run data is the snapshot taken when the run was queued');
 });
 
+test('attribute injection through provides: an abstract owner is supplied by the role that provides it', async () => {
+  const dep = await deployment();
+  const [a] = await nodes(dep, 1);
+  await bind('test-provider', a, dep);
+  await bind('test-abstract-user', a, dep);
+  const user = await one('test-abstract-user', a);
+  const detail = (await api('GET', `/api/v1/noderoles/${user.id}`)).body;
+  assert.deepEqual(detail.parents.map((p: any) => p.id), [(await one('test-provider', a)).id], 'the provider is the parent');
+  await commit(dep);
+  await converged(dep);
+  const job = ((await api('GET', `/api/v1/jobs?noderole=${user.id}`)).body as any[])[0];
+  assert.equal((await api('GET', `/api/v1/jobs/${job.id}`)).body.input.attribs['test-abstract-value'], 'from-test-provider');
+});
+
 test('async jig: the noderole stays in TRANSITION until the job is completed through the API', async () => {
   const dep = await deployment();
   const [a] = await nodes(dep, 1);

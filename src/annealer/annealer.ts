@@ -56,12 +56,28 @@ export class Annealer {
     });
     // Runs this replica owned before it restarted died with the old process.
     await this.recoverRunsOf(this.replicaId, 'this server restarted');
-    this.listener = await this.store.pool.connect();
-    this.listener.on('notification', () => this.kick());
-    this.listener.on('error', (err) => this.opts.log(`annealer listener: ${err.message}`));
-    await this.listener.query(`LISTEN ${CHANNEL}`);
+    await this.listen();
     this.timers.push(setInterval(() => void this.sweep().catch((e) => this.opts.log(`sweep: ${e.message}`)), this.opts.sweepMs));
     this.kick();
+  }
+
+  /**
+   * LISTEN on a dedicated connection. If it drops (database restart), leadership (a session lock
+   * on it) is gone too: reconnect, and let the sweep take the lock again if it is free.
+   */
+  private async listen(): Promise<void> {
+    const client = await this.store.pool.connect();
+    client.on('notification', () => this.kick());
+    client.on('error', (err) => {
+      this.opts.log(`annealer listener lost: ${err.message}; reconnecting`);
+      this.leader = false;
+      if (this.listener === client) this.listener = undefined;
+      client.release(err);
+      const retry = () => { if (!this.stopped) this.listen().then(() => this.kick(), () => setTimeout(retry, 1000)); };
+      setTimeout(retry, 500);
+    });
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.listener = client;
   }
 
   async stop(): Promise<void> {
@@ -177,6 +193,8 @@ export class Annealer {
   private async sweep(): Promise<void> {
     if (this.stopped || !this.listener) return;
     await this.store.query('UPDATE replicas SET heartbeat_at = now() WHERE id = $1', [this.replicaId]);
+    // The slow safety net under the event-driven wake-ups (rule 8).
+    this.kick();
     if (!this.leader) {
       this.leader = (await this.listener.query('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK])).rows[0].ok;
       if (this.leader) this.opts.log(`replica ${this.replicaId} is the leader`);

@@ -13,7 +13,7 @@ export type JigResult =
 export interface RunContext {
   job: number;
   input: RunInput;
-  /** Aborted when the run is dropped (node not alive, server shutting down). */
+  /** Aborted when the server stops; a run dropped otherwise (node not alive) finds its job cancelled when it reports. */
   signal: AbortSignal;
 }
 

@@ -24,8 +24,9 @@ export async function buildRunInput(tx: Sql, noderoleId: number): Promise<RunInp
        LEFT JOIN deployment_roles dr ON dr.deployment_id = nr.deployment_id AND dr.role_id = nr.role_id
       WHERE nr.id = $1`, [noderoleId]);
   const attribs = (await tx.query(
-    `SELECT a.name, a.map, a.role_id FROM attribs a WHERE a.role_id IS NULL OR a.role_id = $1 OR a.name = ANY($2)`,
-    [nr.role_id, nr.wants_attribs])).rows as Array<{ name: string; map: string; role_id: number | null }>;
+    `SELECT a.name, a.map, a.role_id, r.name AS role_name FROM attribs a LEFT JOIN roles r ON r.id = a.role_id
+      WHERE a.role_id IS NULL OR a.role_id = $1 OR a.name = ANY($2)`,
+    [nr.role_id, nr.wants_attribs])).rows as Array<{ name: string; map: string; role_id: number | null; role_name: string | null }>;
   const mapOf = (name: string) => attribs.find((a) => a.name === name)?.map;
   const profiles = (await tx.query(
     `SELECT p.values FROM node_profiles np JOIN profiles p ON p.id = np.profile_id WHERE np.node_id = $1 ORDER BY np.position, p.name`,
@@ -34,14 +35,15 @@ export async function buildRunInput(tx: Sql, noderoleId: number): Promise<RunInp
   let wanted: Data = {};
   const wantedNames = nr.wants_attribs as string[];
   if (wantedNames.length) {
-    // Each wanted attrib is read from the lowest-id hard parent whose role owns it.
+    // Each wanted attrib is read from the lowest-id hard parent whose role owns (or provides) it.
     const providers = (await tx.query(
-      `SELECT p.id, p.role_id, p.sys_data, p.committed_data, p.wall, pr.template, pdr.committed_data AS dr_data
+      `SELECT p.id, p.role_id, pr.name AS role_name, pr.provides, p.sys_data, p.committed_data, p.wall, pr.template, pdr.committed_data AS dr_data
          FROM noderole_edges e JOIN noderoles p ON p.id = e.parent_id JOIN roles pr ON pr.id = p.role_id
          LEFT JOIN deployment_roles pdr ON pdr.deployment_id = p.deployment_id AND pdr.role_id = p.role_id
         WHERE e.child_id = $1 AND e.kind = 'hard' ORDER BY p.id`, [noderoleId])).rows;
     for (const a of attribs.filter((x) => wantedNames.includes(x.name))) {
-      const p = providers.find((x) => x.role_id === a.role_id);
+      // The owning role's noderole, or one of a role that `provides` it (abstract owners).
+      const p = providers.find((x) => x.role_id === a.role_id) ?? providers.find((x) => a.role_name && x.provides.includes(a.role_name));
       if (!p) continue;
       const value = getPath(mergeLayers([p.template, p.dr_data ?? {}, p.sys_data, p.committed_data, p.wall]), a.map);
       if (value !== undefined) wanted = mergeLayers([wanted, byMap({ [a.name]: value }, mapOf)]);

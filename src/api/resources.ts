@@ -239,6 +239,6 @@ export async function retryNodeRole(tx: Tx, id: number): Promise<void> {
   const r = await tx.query('SELECT state FROM noderoles WHERE id = $1 FOR UPDATE', [id]);
   if (!r.rowCount) throw new FulcrumError('not-found', `noderole ${id} does not exist`);
   if (r.rows[0].state !== 'ERROR') throw conflict(`noderole ${id} is ${r.rows[0].state}; only a noderole in ERROR can be retried`);
-  await tx.query('UPDATE noderoles SET retry_at = NULL WHERE id = $1', [id]);
+  await tx.query('UPDATE noderoles SET retry_at = NULL, failures = 0 WHERE id = $1', [id]);
   await changeState(tx, id, 'ready', 'retry', { detail: { operator: true } });
 }

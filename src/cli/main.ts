@@ -134,9 +134,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
 
   program.command('server')
-    .description('run the Fulcrum server (API, UI, annealer) with its own PostgreSQL, or DATABASE_URL')
+    .description('run the Fulcrum server (API, annealer, event stream) with its own PostgreSQL, or DATABASE_URL')
     .option('--data-dir <dir>', 'where the embedded database and files live', DEFAULT_DATA_DIR)
-    .option('--listen <host:port>', 'address of the API and UI', DEFAULT_LISTEN)
+    .option('--listen <host:port>', 'address of the API', DEFAULT_LISTEN)
     .action(async (opts: { dataDir: string; listen: string }) => runServer(opts));
 
   program.command('login')

@@ -84,8 +84,16 @@ export async function updateNode(tx: Tx, key: Key, patch: NodePatch): Promise<No
  * noderoles go back to TODO (or BLOCKED), so the annealer re-converges it when it returns.
  */
 async function deactivate(tx: Tx, node: NodeRow): Promise<void> {
-  await tx.query(
-    `UPDATE jobs SET state = 'cancelled', finished_at = clock_timestamp(), message = 'node went not-alive' WHERE node_id = $1 AND state = 'running'`, [node.id]);
+  const cut = await tx.query(
+    `UPDATE jobs j SET state = 'cancelled', finished_at = clock_timestamp(), message = 'node went not-alive'
+       FROM roles r WHERE j.node_id = $1 AND j.state = 'running' AND r.id = j.role_id
+     RETURNING j.noderole_id, 'destructive' = ANY(r.flags) AS destructive, r.name AS role`, [node.id]);
+  // A destructive run cut short is not repeated behind the operator's back (as after a crash).
+  for (const c of cut.rows.filter((x) => x.destructive)) {
+    const message = `node ${node.name} went not-alive during a run of destructive role ${c.role}; it is not re-run automatically: check the node, then retry`;
+    await tx.query(`UPDATE noderoles SET runlog = runlog || $2 || E'\n' WHERE id = $1`, [c.noderole_id, message]);
+    await changeState(tx, c.noderole_id, 'ERROR', 'failed', { detail: { message } });
+  }
   const nrs = await tx.query(`SELECT id FROM noderoles WHERE node_id = $1 AND state IN ('ACTIVE', 'TRANSITION') ORDER BY cohort, id`, [node.id]);
   for (const nr of nrs.rows) {
     const s = await tx.query('SELECT state FROM noderoles WHERE id = $1', [nr.id]);

@@ -1,5 +1,5 @@
-// Versioned migrations: src/store/migrations/NNN_name.sql, applied in order at start,
-// each in its own transaction, serialised across replicas by an advisory lock.
+// Versioned migrations: src/store/migrations/NNN_name.sql, applied in order at start in one
+// transaction (all or nothing), serialised across replicas by an advisory lock.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { projectRoot } from '../paths.js';
