@@ -368,3 +368,14 @@ test('a malformed content pack names the key and stores nothing', async () => {
   assert.equal(again.status, 200);
   assert.equal(again.body.changed, false);
 });
+
+test('connections dropped under the server (database restart): the annealer and event stream reconnect', async () => {
+  const killed = await t.server.store.query(
+    `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'fulcrum' AND pid <> pg_backend_pid() AND datname = current_database()`);
+  assert.ok(killed.rows[0].n >= 2, 'the LISTEN connections were among those terminated');
+  const dep = await deployment();
+  const [a] = await nodes(dep, 1);
+  await bind('test-base', a, dep);
+  await commit(dep);
+  await converged(dep, 20000);
+});

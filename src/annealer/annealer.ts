@@ -69,9 +69,11 @@ export class Annealer {
     const client = await this.store.pool.connect();
     client.on('notification', () => this.kick());
     client.on('error', (err) => {
+      // After stop() the client is back in the pool: not ours to release again.
+      if (this.stopped || this.listener !== client) return;
       this.opts.log(`annealer listener lost: ${err.message}; reconnecting`);
       this.leader = false;
-      if (this.listener === client) this.listener = undefined;
+      this.listener = undefined;
       client.release(err);
       const retry = () => { if (!this.stopped) this.listen().then(() => this.kick(), () => setTimeout(retry, 1000)); };
       setTimeout(retry, 500);
@@ -87,10 +89,12 @@ export class Annealer {
     while (this.passing) await new Promise((r) => setTimeout(r, 10));
     // A clean stop hands its in-process runs back at once instead of waiting to be declared dead.
     await this.recoverRunsOf(this.replicaId, 'server stopped').catch((e) => this.opts.log(`handing back runs: ${e.message}`));
-    if (this.listener) {
-      await this.listener.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined);
-      if (this.leader) await this.listener.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK]).catch(() => undefined);
-      this.listener.release();
+    const l = this.listener;
+    this.listener = undefined;
+    if (l) {
+      await l.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined);
+      if (this.leader) await l.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK]).catch(() => undefined);
+      l.release();
     }
   }
 

@@ -14,6 +14,10 @@ import { importPack } from '../content/import.js';
 import type { EventStream, EventFilter } from '../events/stream.js';
 import type { Event } from '../events/outbox.js';
 import { RESOURCES, retryNodeRole, type Resource } from './resources.js';
+import { PROVISIONING_RESOURCES } from './provisioning-resources.js';
+import { serveBoot } from '../provisioning/http-boot.js';
+import type { FileTree } from '../provisioning/tree.js';
+import { registry } from '../metrics.js';
 import { mergePatch } from './merge-patch.js';
 import * as S from './schemas.js';
 
@@ -22,7 +26,7 @@ declare module 'fastify' {
   interface FastifyContextConfig { capability?: string; public?: boolean }
 }
 
-export interface ApiDeps { store: Store; events: EventStream; ready: () => boolean; log?: (m: string) => void }
+export interface ApiDeps { store: Store; events: EventStream; ready: () => boolean; log?: (m: string) => void; bootTree?: FileTree }
 
 const etag = (kind: string, row: { id: unknown; version?: number }) => `"${kind}-${row.id}-${row.version ?? 0}"`;
 
@@ -87,7 +91,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return { user, token: await issueToken(store, { user_id: u.rows[0].id }, 'login') };
   });
 
-  for (const r of RESOURCES) registerResource(app, store, r);
+  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES]) registerResource(app, store, r);
+
+  // Boot files are public: firmware cannot authenticate. Read-only; see provisioning/boot-tree.ts.
+  app.route({
+    method: ['GET', 'HEAD'], url: '/boot/*', config: { public: true }, schema: { hide: true } as any,
+    handler: async (req, reply) => {
+      if (!deps.bootTree) return reply.status(404).send({ error: 'not-found', message: 'boot serving is not enabled on this server' });
+      reply.hijack();
+      await serveBoot(deps.bootTree, req.raw, reply.raw, (req.params as { '*': string })['*']);
+    },
+  });
+  app.get('/metrics', { config: { public: true }, schema: { hide: true } as any }, async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
 
   app.post('/api/v1/deployments/:key/commit', { config: { capability: 'deployments:write' } }, async (req) =>
     store.tx((tx) => commitDeployment(tx, (req.params as any).key)));

@@ -39,13 +39,15 @@ export const RESOURCES: Resource[] = [
     kind: 'nodes', what: 'node', named: true,
     view: `SELECT nodes.id, nodes.uuid, nodes.name, nodes.description, nodes.alive, nodes.available, nodes.bootenv, nodes.provider,
                   d.name AS deployment, nodes.deployment_id, nodes.admin, nodes.service, COALESCE(${NODE_STATE_SQL}, 'ACTIVE') AS state,
-                  nodes.inventory, nodes.hints, nodes.version, nodes.created_at, nodes.updated_at
+                  nodes.inventory, nodes.hints,
+                  ARRAY(SELECT m.mac::text FROM node_macs m WHERE m.node_id = nodes.id ORDER BY m.mac) AS macs,
+                  nodes.version, nodes.created_at, nodes.updated_at
              FROM nodes JOIN deployments d ON d.id = nodes.deployment_id`,
     filters: ['name', 'alive', 'available', 'bootenv', 'provider', 'deployment', 'state', 'admin', 'service'],
     create: { schema: S.NodeCreate, run: async (tx, b) => (await createNode(tx, b)).id },
     patch: {
       schema: S.NodePatch,
-      editable: (n) => ({ description: n.description, alive: n.alive, available: n.available, bootenv: n.bootenv, deployment: n.deployment, inventory: n.inventory, hints: n.hints }),
+      editable: (n) => ({ description: n.description, alive: n.alive, available: n.available, bootenv: n.bootenv, deployment: n.deployment, inventory: n.inventory, hints: n.hints, macs: n.macs }),
       run: async (tx, row, m) => { await updateNode(tx, row.id, m); },
     },
     remove: (tx, row) => deleteNode(tx, row.id),

@@ -8,6 +8,8 @@ const Name = T.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 100 });
 const Names = T.Array(Name, { maxItems: 200 });
 const Key = T.Union([T.String({ minLength: 1, maxLength: 300 }), T.Integer({ minimum: 1 })]);
 const Data = T.Record(T.String(), T.Unknown());
+const Mac = T.String({ pattern: '^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$' });
+const IPv4 = T.String({ format: 'ipv4' });
 
 export const NodeCreate = T.Object({
   name: T.String({ minLength: 1, maxLength: 253 }),
@@ -20,6 +22,7 @@ export const NodeCreate = T.Object({
   admin: T.Optional(T.Boolean()),
   inventory: T.Optional(Data),
   hints: T.Optional(Data),
+  macs: T.Optional(T.Array(Mac, { maxItems: 64 })),
 }, { additionalProperties: false });
 
 export const NodePatch = T.Object({
@@ -30,6 +33,7 @@ export const NodePatch = T.Object({
   deployment: T.Optional(Key),
   inventory: T.Optional(Data),
   hints: T.Optional(Data),
+  macs: T.Optional(T.Array(Mac, { maxItems: 64 })),
 }, { additionalProperties: false });
 
 const RoleFields = {
@@ -109,3 +113,29 @@ export const ListQuery = T.Object({
 }, { additionalProperties: true });
 
 export const NodeRoleState = T.Union(STATES.map((s) => T.Literal(s)));
+
+const Pool = T.Object({ first: IPv4, last: IPv4 }, { additionalProperties: false });
+const SubnetFields = {
+  server_address: T.Optional(T.Union([IPv4, T.Null()])),
+  proxy: T.Optional(T.Boolean()),
+  pools: T.Optional(T.Array(Pool, { maxItems: 64 })),
+  routers: T.Optional(T.Array(IPv4)), dns: T.Optional(T.Array(IPv4)), ntp: T.Optional(T.Array(IPv4)),
+  domain: T.Optional(T.Union([T.String(), T.Null()])),
+  lease_time_s: T.Optional(T.Integer({ minimum: 60 })), offer_hold_s: T.Optional(T.Integer({ minimum: 1, maximum: 600 })),
+  probe: T.Optional(T.Boolean()), probe_timeout_ms: T.Optional(T.Integer({ minimum: 10, maximum: 5000 })),
+  options: T.Optional(Data), enabled: T.Optional(T.Boolean()),
+};
+export const SubnetCreate = T.Object({ name: Name, cidr: T.String({ pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d+$' }), ...SubnetFields }, { additionalProperties: false });
+export const SubnetPatch = T.Object(SubnetFields, { additionalProperties: false });
+export const ReservationCreate = T.Object({
+  mac: Mac, subnet: Key, address: IPv4, hostname: T.Optional(T.String()), options: T.Optional(Data), node: T.Optional(Key),
+}, { additionalProperties: false });
+export const ReservationPatch = T.Object({ address: T.Optional(IPv4), hostname: T.Optional(T.String()), options: T.Optional(Data) }, { additionalProperties: false });
+const BootenvFields = {
+  description: T.Optional(T.String()), netboot: T.Optional(T.Boolean()), kernel: T.Optional(T.Union([T.String(), T.Null()])),
+  initrds: T.Optional(T.Array(T.String())), boot_params: T.Optional(T.String()),
+  templates: T.Optional(T.Array(T.Object({ path: T.String({ pattern: '^[A-Za-z0-9._-]+$' }), contents: T.String() }, { additionalProperties: false }))),
+  required_params: T.Optional(T.Array(T.String())),
+};
+export const BootenvCreate = T.Object({ name: Name, ...BootenvFields }, { additionalProperties: false });
+export const BootenvPatch = T.Object(BootenvFields, { additionalProperties: false });

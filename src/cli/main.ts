@@ -136,8 +136,11 @@ export function buildProgram(): Command {
   program.command('server')
     .description('run the Fulcrum server (API, annealer, event stream) with its own PostgreSQL, or DATABASE_URL')
     .option('--data-dir <dir>', 'where the embedded database and files live', DEFAULT_DATA_DIR)
-    .option('--listen <host:port>', 'address of the API', DEFAULT_LISTEN)
-    .action(async (opts: { dataDir: string; listen: string }) => runServer(opts));
+    .option('--listen <host:port>', 'address of the API (or unix:/path/to/socket)', DEFAULT_LISTEN)
+    .option('--boot-address <ip>', 'serve DHCP, TFTP and HTTP boot on this address of the machine')
+    .option('--boot-port <port>', 'HTTP boot port on the boot address', '8091')
+    .option('--no-dhcp', 'with --boot-address: do not serve DHCP (TFTP and HTTP only)')
+    .action(async (opts: { dataDir: string; listen: string; bootAddress?: string; bootPort: string; dhcp: boolean }) => runServer(opts));
 
   program.command('login')
     .description('log in and save the endpoint and token in the config file')

@@ -7,19 +7,21 @@ export const DEFAULT_DATA_DIR = './data';
 
 /** HOST:PORT, with IPv6 hosts in brackets ([::1]:7780); port 0 lets the system choose. */
 export function parseListen(listen: string): { host: string; port: number } {
+  if (listen.startsWith('unix:')) return { host: listen, port: 0 };
   const m = /^(\[[0-9a-fA-F:.%\w]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new CliError(`--listen "${listen}" must be HOST:PORT with a port 0-65535, e.g. ${DEFAULT_LISTEN} or [::1]:7780`);
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
-export async function runServer(opts: { dataDir: string; listen: string }): Promise<void> {
+export async function runServer(opts: { dataDir: string; listen: string; bootAddress?: string; bootPort?: string; dhcp?: boolean }): Promise<void> {
   parseListen(opts.listen);
   // Imported here so every other command starts without loading the server.
   const { startServer } = await import('../server/server.js');
   const log = (msg: string) => process.stdout.write(msg.endsWith('\n') ? msg : msg + '\n');
   const databaseUrl = process.env.DATABASE_URL || undefined;
-  const server = await startServer({ dataDir: path.resolve(opts.dataDir), listen: opts.listen, databaseUrl, log });
+  const boot = opts.bootAddress ? { address: opts.bootAddress, httpPort: Number(opts.bootPort ?? 8091), dhcp: opts.dhcp !== false } : undefined;
+  const server = await startServer({ dataDir: path.resolve(opts.dataDir), listen: opts.listen, databaseUrl, log, boot });
   log(`Fulcrum is listening on ${server.url}`);
   log(`Log in with: fulcrum login --endpoint ${server.url} --user admin --password <admin password>`);
 

@@ -1,9 +1,9 @@
 // The outbox (DESIGN.md §2 rule 10): events are rows written in the same transaction as the
 // change they describe, and announced with NOTIFY, which PostgreSQL delivers only on commit.
 // Nothing is published from inside a transaction; readers pick the rows up after it commits.
-import type { Tx } from '../store/db.js';
+import { NOTIFY_CHANNEL, notifyOnCommit, type Tx } from '../store/db.js';
 
-export const CHANNEL = 'fulcrum';
+export const CHANNEL = NOTIFY_CHANNEL;
 
 export interface NewEvent {
   type: string;
@@ -28,5 +28,5 @@ export async function emit(tx: Tx, events: NewEvent | NewEvent[]): Promise<void>
       list.map((e) => JSON.stringify(e.payload ?? {})),
     ],
   );
-  await tx.query(`NOTIFY ${CHANNEL}`);
+  await notifyOnCommit(tx);
 }

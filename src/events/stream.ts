@@ -53,20 +53,35 @@ export class EventStream {
 
   async start(): Promise<void> {
     this.cursor = await currentXmin(this.store);
-    this.listener = await this.store.pool.connect();
-    this.listener.on('notification', () => this.poll());
-    this.listener.on('error', (e) => this.log(`event listener: ${e.message}`));
-    await this.listener.query(`LISTEN ${CHANNEL}`);
+    await this.listen();
     // A window can be held back by an unrelated open transaction: look again shortly.
     this.timer = setInterval(() => this.poll(), 1000);
+  }
+
+  /** LISTEN on a dedicated connection; reconnect if it drops (the 1 s poll covers the gap). */
+  private async listen(): Promise<void> {
+    const client = await this.store.pool.connect();
+    client.on('notification', () => this.poll());
+    client.on('error', (e) => {
+      if (this.stopped || this.listener !== client) return;
+      this.log(`event listener lost: ${e.message}; reconnecting`);
+      this.listener = undefined;
+      client.release(e);
+      const retry = () => { if (!this.stopped) this.listen().catch(() => setTimeout(retry, 1000)); };
+      setTimeout(retry, 500);
+    });
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.listener = client;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    if (this.listener) {
-      await this.listener.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined);
-      this.listener.release();
+    const l = this.listener;
+    this.listener = undefined;
+    if (l) {
+      await l.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined);
+      l.release();
     }
     this.subs.clear();
   }

@@ -4,7 +4,7 @@
 import type { Tx } from '../store/db.js';
 import { emit } from '../events/outbox.js';
 import { conflict, FulcrumError } from './errors.js';
-import { changeState } from './noderoles.js';
+import { changeState, changeStates } from './noderoles.js';
 import { findDeployment, findNode, findRole, hasFlag, type DeploymentRow, type Key, type NodeRow, type RoleRow } from './lookup.js';
 
 interface Binding { tx: Tx; created: number[]; roles: Map<string, RoleRow> }
@@ -171,5 +171,5 @@ export async function commitNodeRoles(tx: Tx, ids: number[]): Promise<void> {
   const r = await tx.query(
     `UPDATE noderoles SET committed_data = proposed_data WHERE id = ANY($1) AND state = 'PROPOSED' RETURNING id, cohort`, [ids]);
   const order = r.rows.sort((a, b) => a.cohort - b.cohort || a.id - b.id);
-  for (const nr of order) await changeState(tx, nr.id, 'ready', 'commit');
+  await changeStates(tx, order.map((nr) => ({ id: nr.id, to: 'ready' as const, cause: 'commit' as const })));
 }

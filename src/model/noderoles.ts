@@ -11,21 +11,20 @@ import { FulcrumError, notFound } from './errors.js';
 
 interface Row { id: number; state: State; blocked_by: BlockedBy | null; node_id: number; deployment_id: number; role: string; node: string }
 
-/** Ids of hard descendants the ripple may reach (it never passes through PROPOSED/TRANSITION). */
-async function rippleReach(tx: Tx, id: number, to: State): Promise<number[]> {
-  if (to === 'TRANSITION') return [];
-  if (to === 'ACTIVE') {
-    const r = await tx.query(`SELECT child_id FROM noderole_edges WHERE parent_id = $1 AND kind = 'hard'`, [id]);
+/** Ids of hard descendants ripples from `ids` may reach (never passing through PROPOSED/TRANSITION). */
+async function rippleReach(tx: Tx, ids: number[], onlyChildren: boolean): Promise<number[]> {
+  if (onlyChildren) {
+    const r = await tx.query(`SELECT DISTINCT child_id FROM noderole_edges WHERE parent_id = ANY($1) AND kind = 'hard'`, [ids]);
     return r.rows.map((x) => x.child_id);
   }
   const r = await tx.query(
     `WITH RECURSIVE d(id) AS (
-       SELECT e.child_id FROM noderole_edges e WHERE e.parent_id = $1 AND e.kind = 'hard'
+       SELECT e.child_id FROM noderole_edges e WHERE e.parent_id = ANY($1) AND e.kind = 'hard'
        UNION
        SELECT e.child_id FROM noderole_edges e JOIN d ON e.parent_id = d.id
         JOIN noderoles n ON n.id = d.id AND n.state NOT IN ('PROPOSED', 'TRANSITION')
         WHERE e.kind = 'hard')
-     SELECT id FROM d`, [id]);
+     SELECT id FROM d`, [ids]);
   return r.rows.map((x) => x.id);
 }
 
@@ -55,45 +54,68 @@ export interface StateOptions {
   detail?: Record<string, unknown>;
 }
 
+export interface StateRequest { id: number; to: State | 'ready' | 'done'; cause: Cause; opts?: StateOptions }
+
 /**
  * Change one noderole's state and ripple. `to: 'ready'` means "wants to run": TODO when every
  * hard parent is ACTIVE, else BLOCKED with the parent named. `to: 'done'` means "its run
  * succeeded": ACTIVE when every parent is still ACTIVE, else BLOCKED (it used stale inputs).
  */
-export async function changeState(tx: Tx, id: number, to: State | 'ready' | 'done', cause: Cause, opts: StateOptions = {}): Promise<Change[]> {
-  const target: State = to === 'ready' ? 'TODO' : to === 'done' ? 'ACTIVE' : to;
-  const reach = await rippleReach(tx, id, target === 'TODO' ? 'BLOCKED' : target);
-  const { graph, rows } = await loadGraph(tx, [id, ...reach]);
-  if (!rows.has(id)) throw notFound('noderole', id);
-  let final = target;
-  let blockedBy = opts.blocked_by ?? null;
-  if (to === 'ready' || to === 'done') {
-    const r = readyOrBlocked(graph, id);
-    if (r.to === 'BLOCKED') { final = 'BLOCKED'; blockedBy = r.blocked_by; }
+export function changeState(tx: Tx, id: number, to: State | 'ready' | 'done', cause: Cause, opts: StateOptions = {}): Promise<Change[]> {
+  return changeStates(tx, [{ id, to, cause, opts }]);
+}
+
+/**
+ * Several state changes applied in order over one loaded graph, written with one UPDATE and one
+ * batch of events (a deployment commit of thousands of noderoles is a few round trips, not
+ * thousands).
+ */
+export async function changeStates(tx: Tx, requests: StateRequest[]): Promise<Change[]> {
+  if (requests.length === 0) return [];
+  const ids = requests.map((r) => r.id);
+  const onlyChildren = requests.every((r) => r.to === 'ACTIVE' || r.to === 'TRANSITION');
+  const reach = requests.every((r) => r.to === 'TRANSITION') ? [] : await rippleReach(tx, ids, onlyChildren);
+  const { graph, rows } = await loadGraph(tx, [...new Set([...ids, ...reach])]);
+  const changes: Change[] = [];
+  const detail: Record<number, Record<string, unknown>> = {};
+  for (const { id, to, cause, opts = {} } of requests) {
+    if (!rows.has(id)) throw notFound('noderole', id);
+    let final: State = to === 'ready' ? 'TODO' : to === 'done' ? 'ACTIVE' : to;
+    let blockedBy = opts.blocked_by ?? null;
+    if (to === 'ready' || to === 'done') {
+      const r = readyOrBlocked(graph, id);
+      if (r.to === 'BLOCKED') { final = 'BLOCKED'; blockedBy = r.blocked_by; }
+    }
+    try {
+      changes.push(...applyChange(graph, id, final, cause, blockedBy));
+    } catch (err) {
+      if (err instanceof TransitionError) throw new FulcrumError('conflict', err.message);
+      throw err;
+    }
+    if (opts.detail) detail[id] = opts.detail;
   }
-  let changes: Change[];
-  try {
-    changes = applyChange(graph, id, final, cause, blockedBy);
-  } catch (err) {
-    if (err instanceof TransitionError) throw new FulcrumError('conflict', err.message);
-    throw err;
-  }
-  await writeChanges(tx, changes, rows, { [id]: opts.detail ?? {} });
+  await writeChanges(tx, changes, rows, detail);
   return changes;
 }
 
 async function writeChanges(tx: Tx, changes: Change[], rows: Map<number, Row>, detail: Record<number, Record<string, unknown>>): Promise<void> {
   if (changes.length === 0) return;
+  // A noderole may change more than once in a batch: the row gets its last state, the stream every change.
+  const last = new Map(changes.map((c) => [c.id, c]));
+  const final = [...last.values()];
   await tx.query(
     `UPDATE noderoles n SET state = c.state, blocked_by = c.blocked_by, version = n.version + 1, updated_at = now()
        FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS c(id, state, blocked_by) WHERE n.id = c.id`,
-    [changes.map((c) => c.id), changes.map((c) => c.to), changes.map((c) => (c.blocked_by ? JSON.stringify(c.blocked_by) : null))]);
+    [final.map((c) => c.id), final.map((c) => c.to), final.map((c) => (c.blocked_by ? JSON.stringify(c.blocked_by) : null))]);
+  const seen = new Set<number>();
   await emit(tx, changes.map((c) => {
     const row = rows.get(c.id)!;
+    const extra = seen.has(c.id) ? {} : detail[c.id];
+    seen.add(c.id);
     return {
       type: 'noderole.state', object_kind: 'noderole', object_id: c.id,
       deployment_id: row.deployment_id, node_id: row.node_id,
-      payload: { from: c.from, to: c.to, cause: c.cause, blocked_by: c.blocked_by, role: row.role, node: row.node, ...detail[c.id] },
+      payload: { from: c.from, to: c.to, cause: c.cause, blocked_by: c.blocked_by, role: row.role, node: row.node, ...extra },
     };
   }));
 }

@@ -2,7 +2,7 @@
 // available are the two switches the annealer obeys; a node going not-alive is deactivated.
 import type { Tx } from '../store/db.js';
 import { emit } from '../events/outbox.js';
-import { invalid, conflict } from './errors.js';
+import { invalid, conflict, FulcrumError } from './errors.js';
 import { bind } from './binding.js';
 import { changeState } from './noderoles.js';
 import { ensureSystemDeployment } from './deployments.js';
@@ -13,6 +13,8 @@ const FQDN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-
 export interface NodeInput {
   name: string; description?: string; alive?: boolean; available?: boolean; bootenv?: string;
   provider?: string; deployment?: Key; admin?: boolean; inventory?: Record<string, unknown>; hints?: Record<string, unknown>;
+  /** The MAC addresses that identify the node on the network (DHCP, boot files). */
+  macs?: string[];
 }
 
 /** SQL for a node's derived state (DESIGN.md §2): worst of its noderoles. */
@@ -27,6 +29,7 @@ export async function createNode(tx: Tx, body: NodeInput): Promise<NodeRow> {
   const name = (body.name ?? '').toLowerCase();
   if (!FQDN.test(name)) throw invalid('name', `node name ${JSON.stringify(body.name)} is not a valid FQDN`);
   const deployment = body.deployment !== undefined ? await findDeployment(tx, body.deployment, 'deployment') : await ensureSystemDeployment(tx);
+  if (body.bootenv) await checkBootenv(tx, body.bootenv);
   const dup = await tx.query('SELECT id FROM nodes WHERE name = $1', [name]);
   if (dup.rowCount) throw conflict(`node ${name} already exists (id ${dup.rows[0].id})`);
   const r = await tx.query<NodeRow>(
@@ -35,6 +38,7 @@ export async function createNode(tx: Tx, body: NodeInput): Promise<NodeRow> {
     [name, body.description ?? '', body.alive ?? false, body.available ?? true, body.bootenv ?? 'discovery',
       body.provider ?? 'metal', deployment.id, body.admin ?? false, body.inventory ?? {}, body.hints ?? {}]);
   const node = r.rows[0];
+  if (body.macs) await setMacs(tx, node, body.macs);
   await emit(tx, { type: 'node.created', object_kind: 'node', object_id: node.id, deployment_id: deployment.id, node_id: node.id, payload: { name } });
   // Discovery roles go on every newly managed node, bootstrap roles on the admin node; both run at once.
   const auto = await tx.query(
@@ -49,12 +53,13 @@ export async function createNode(tx: Tx, body: NodeInput): Promise<NodeRow> {
 
 export interface NodePatch {
   description?: string; alive?: boolean; available?: boolean; bootenv?: string; deployment?: Key;
-  inventory?: Record<string, unknown>; hints?: Record<string, unknown>;
+  inventory?: Record<string, unknown>; hints?: Record<string, unknown>; macs?: string[];
 }
 
 export async function updateNode(tx: Tx, key: Key, patch: NodePatch): Promise<NodeRow> {
   const before = await findNode(tx, key);
   await tx.query('SELECT id FROM nodes WHERE id = $1 FOR UPDATE', [before.id]);
+  if (patch.bootenv && patch.bootenv !== before.bootenv) await checkBootenv(tx, patch.bootenv);
   const deploymentId = patch.deployment !== undefined ? (await findDeployment(tx, patch.deployment, 'deployment')).id : before.deployment_id;
   const r = await tx.query<NodeRow>(
     `UPDATE nodes SET description = $2, alive = $3, available = $4, bootenv = $5, deployment_id = $6, inventory = $7, hints = $8,
@@ -62,6 +67,7 @@ export async function updateNode(tx: Tx, key: Key, patch: NodePatch): Promise<No
     [before.id, patch.description ?? before.description, patch.alive ?? before.alive, patch.available ?? before.available,
       patch.bootenv ?? before.bootenv, deploymentId, patch.inventory ?? before.inventory, patch.hints ?? before.hints]);
   const node = r.rows[0];
+  if (patch.macs) await setMacs(tx, node, patch.macs);
   const changed = Object.keys(patch).filter((k) => JSON.stringify((before as any)[k]) !== JSON.stringify((node as any)[k]));
   if (changed.length) {
     await emit(tx, { type: 'node.updated', object_kind: 'node', object_id: node.id, deployment_id: node.deployment_id, node_id: node.id, payload: { name: node.name, changed } });
@@ -73,8 +79,10 @@ export async function updateNode(tx: Tx, key: Key, patch: NodePatch): Promise<No
   if (before.available !== node.available) {
     await emit(tx, { type: 'node.available', object_kind: 'node', object_id: node.id, node_id: node.id, deployment_id: node.deployment_id, payload: { name: node.name, available: node.available } });
   }
+  // Boot files are rendered from this row at fetch time: once this commits they are served, so the
+  // event (delivered after commit) tells a waiting reboot that the new files are live.
   if (before.bootenv !== node.bootenv) {
-    await emit(tx, { type: 'node.bootenv', object_kind: 'node', object_id: node.id, node_id: node.id, deployment_id: node.deployment_id, payload: { name: node.name, from: before.bootenv, to: node.bootenv } });
+    await emit(tx, { type: 'node.bootenv', object_kind: 'node', object_id: node.id, node_id: node.id, deployment_id: node.deployment_id, payload: { name: node.name, from: before.bootenv, to: node.bootenv, served: true } });
   }
   return node;
 }
@@ -114,4 +122,21 @@ export async function deleteNode(tx: Tx, key: Key): Promise<void> {
     const s = await tx.query(`SELECT state FROM noderoles WHERE id = $1`, [c.child_id]);
     if (s.rows[0]?.state === 'BLOCKED') await changeState(tx, c.child_id, 'ready', 'ripple');
   }
+}
+
+const normalMac = (m: string) => m.toLowerCase().replace(/-/g, ':');
+
+/** Replace the node's MACs; a MAC that already identifies another node is a conflict naming it. */
+export async function setMacs(tx: Tx, node: NodeRow, macs: string[]): Promise<void> {
+  const wanted = [...new Set(macs.map(normalMac))];
+  const taken = await tx.query(
+    `SELECT m.mac::text AS mac, n.name FROM node_macs m JOIN nodes n ON n.id = m.node_id WHERE m.mac = ANY($1::macaddr[]) AND m.node_id <> $2`, [wanted, node.id]);
+  if (taken.rowCount) throw conflict(`MAC ${taken.rows[0].mac} already identifies node ${taken.rows[0].name}`);
+  await tx.query('DELETE FROM node_macs WHERE node_id = $1', [node.id]);
+  await tx.query('INSERT INTO node_macs (mac, node_id) SELECT unnest($1::macaddr[]), $2', [wanted, node.id]);
+}
+
+async function checkBootenv(tx: Tx, name: string): Promise<void> {
+  const r = await tx.query('SELECT 1 FROM bootenvs WHERE name = $1', [name]);
+  if (!r.rowCount) throw new FulcrumError('not-found', `bootenv "${name}" does not exist; see GET /api/v1/bootenvs`, 'bootenv');
 }

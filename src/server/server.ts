@@ -14,6 +14,12 @@ import { EventStream, consume } from '../events/stream.js';
 import { dispatchHooks } from '../events/hooks.js';
 import { deliverDue, enqueueDeliveries } from '../events/webhooks.js';
 import { buildApi } from '../api/app.js';
+import http from 'node:http';
+import { ensureBuiltinBootenvs } from '../provisioning/bootenvs.js';
+import { BootTree } from '../provisioning/boot-tree.js';
+import { DhcpServer, pingProbe } from '../dhcp/server.js';
+import { startRouterAdvertiser } from '../dhcp/router-advert.js';
+import { TftpServer } from '../tftp/server.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -21,6 +27,8 @@ export interface ServerOptions {
   databaseUrl?: string;
   log?: (msg: string) => void;
   annealer?: Omit<AnnealerOptions, 'log'>;
+  /** Serve the provisioning plane (DHCP, TFTP, HTTP boot) on this address of the machine. */
+  boot?: { address: string; httpPort: number; dhcp?: boolean; tftpPort?: number; ipxeRoots?: string[]; probe?: boolean };
 }
 
 export interface RunningServer {
@@ -58,6 +66,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const applied = await migrate(store);
   if (applied.length) log(`applied migrations: ${applied.join(', ')}`);
   await store.tx((tx) => ensureSystemDeployment(tx));
+  await ensureBuiltinBootenvs(store);
   const admin = await ensureAdmin(store);
   if (admin.created) {
     log(admin.password
@@ -89,20 +98,63 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const unsubscribe = events.subscribe({}, () => void runConsumers());
   const consumerTimer = setInterval(() => void runConsumers(), 1000);
 
+  const boot = opts.boot;
+  const bootBase = boot ? `http://${boot.address}:${boot.httpPort}` : undefined;
+  const bootTree = new BootTree({
+    sql: store,
+    staticRoot: path.join(opts.dataDir, 'boot'),
+    ipxeRoots: boot?.ipxeRoots,
+    server: (req) => {
+      const base = bootBase ?? `http://${req.remote.includes(':') ? '127.0.0.1' : req.remote}`;
+      return { http: `${base}/boot`, api: base, tftp: boot?.address ?? '' };
+    },
+  });
+  await fs.mkdir(path.join(opts.dataDir, 'boot'), { recursive: true });
+
   let ready = false;
-  const app = await buildApi({ store, events, ready: () => ready, log });
-  const [host, port] = splitListen(opts.listen);
-  const address = await app.listen({ host, port });
+  const app = await buildApi({ store, events, ready: () => ready, log, bootTree });
+  let address: string;
+  let serverUrl: string;
+  if (opts.listen.startsWith('unix:')) {
+    const socketPath = opts.listen.slice(5);
+    await fs.rm(socketPath, { force: true });
+    address = await app.listen({ path: socketPath });
+    serverUrl = opts.listen;
+  } else {
+    const [host, port] = splitListen(opts.listen);
+    address = await app.listen({ host, port });
+    const bound = app.server.address();
+    const realPort = typeof bound === 'object' && bound ? bound.port : port;
+    serverUrl = `http://${host.includes(':') ? `[${host}]` : host}:${realPort}`;
+  }
+
+  // The provisioning plane on the boot address: the same app (boot files, and the API agents
+  // use) on the boot HTTP port, TFTP from the same tree, and DHCP.
+  const stops: Array<() => Promise<void>> = [];
+  if (boot) {
+    const bootHttp = http.createServer((req, res) => app.server.emit('request', req, res));
+    await new Promise<void>((resolve, reject) => { bootHttp.once('error', reject); bootHttp.listen(boot.httpPort, boot.address, () => resolve()); });
+    stops.push(() => new Promise((r) => bootHttp.close(() => r())));
+    const tftp = new TftpServer({ tree: bootTree, host: boot.address, port: boot.tftpPort ?? 69, log });
+    await tftp.start();
+    stops.push(() => tftp.stop());
+    if (boot.dhcp !== false) {
+      const dhcp = new DhcpServer({ store, address: boot.address, httpBase: `${bootBase}/boot`, log, probe: boot.probe === false ? undefined : pingProbe });
+      await dhcp.start();
+      stops.push(() => dhcp.stop());
+      const ra = await startRouterAdvertiser(boot.address, path.join(opts.dataDir, 'run'), log);
+      if (ra) stops.push(() => ra.stop());
+    }
+    log(`provisioning on ${boot.address}: ${boot.dhcp !== false ? 'DHCP, ' : ''}TFTP, HTTP ${bootBase}/boot`);
+  }
   ready = true;
-  const bound = app.server.address();
-  const realPort = typeof bound === 'object' && bound ? bound.port : port;
-  const serverUrl = `http://${host.includes(':') ? `[${host}]` : host}:${realPort}`;
   log(`replica ${replicaId} serving ${address}`);
 
   return {
     url: serverUrl, store, annealer, events, replicaId,
     async close() {
       ready = false;
+      for (const stop of stops.reverse()) await stop();
       clearInterval(consumerTimer);
       unsubscribe();
       await app.close();

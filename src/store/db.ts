@@ -8,6 +8,20 @@ pg.types.setTypeParser(20, (v) => Number(v));
 export interface Sql { query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> }
 export type Tx = pg.PoolClient;
 
+/** The channel every committed change is announced on (see events/outbox.ts). */
+export const NOTIFY_CHANNEL = 'fulcrum';
+const pendingNotify = new WeakSet<object>();
+
+/**
+ * Ask for one NOTIFY when the transaction on `tx` commits. Outside Store.tx (a bare client),
+ * it is sent at once: PostgreSQL delivers a NOTIFY only when its transaction commits anyway.
+ */
+export async function notifyOnCommit(tx: Sql): Promise<void> {
+  if (inTx.has(tx)) pendingNotify.add(tx);
+  else await tx.query(`NOTIFY ${NOTIFY_CHANNEL}`);
+}
+const inTx = new WeakSet<object>();
+
 export class Store {
   readonly pool: pg.Pool;
   constructor(readonly url: string, max = 20) {
@@ -23,12 +37,15 @@ export class Store {
   async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
+      inTx.add(client);
       try {
         await client.query('BEGIN');
         const result = await fn(client);
+        if (pendingNotify.delete(client)) await client.query(`NOTIFY ${NOTIFY_CHANNEL}`);
         await client.query('COMMIT');
         return result;
       } catch (err) {
+        pendingNotify.delete(client);
         await client.query('ROLLBACK').catch(() => undefined);
         const code = (err as { code?: string }).code;
         if ((code === '40P01' || code === '40001') && attempt < 8) {
@@ -37,6 +54,7 @@ export class Store {
         }
         throw err;
       } finally {
+        inTx.delete(client);
         client.release();
       }
     }

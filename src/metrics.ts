@@ -1,0 +1,19 @@
+// Prometheus metrics for the protocol servers (GET /metrics): counters per message type, drops
+// by reason, and latencies. One registry per server process.
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+
+export const dhcpMessages = new client.Counter({
+  name: 'fulcrum_dhcp_messages_total', help: 'DHCP messages by direction and type', labelNames: ['direction', 'type'], registers: [registry],
+});
+export const dhcpDrops = new client.Counter({
+  name: 'fulcrum_dhcp_dropped_total', help: 'DHCP packets dropped, by reason', labelNames: ['reason'], registers: [registry],
+});
+export const dhcpLatency = new client.Histogram({
+  name: 'fulcrum_dhcp_reply_seconds', help: 'Time from receiving a DHCP request to sending the reply', labelNames: ['type'],
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+});
+export const bootFiles = new client.Counter({
+  name: 'fulcrum_boot_files_total', help: 'Boot files served, by protocol and result', labelNames: ['protocol', 'result'], registers: [registry],
+});

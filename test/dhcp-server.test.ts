@@ -1,0 +1,181 @@
+// Request -> reply goldens for the DHCP server's handler against real PostgreSQL (no sockets:
+// the real clients in network namespaces are in test/dhcp-clients.test.ts). Every reply is also
+// encoded and decoded again, so what is asserted is what goes on the wire.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type dgram from 'node:dgram';
+import { testDatabase, stopOwnCluster } from './support/db.js';
+import { DhcpServer } from '../src/dhcp/server.js';
+import { createPacket, decode, encode, getOption, setOption, decodePxeVendorOptions, RelayAgentInformation, type DhcpPacket } from '../src/dhcp/packet.js';
+import { ensureBuiltinBootenvs } from '../src/provisioning/bootenvs.js';
+import { ensureSystemDeployment } from '../src/model/deployments.js';
+import type { Store } from '../src/store/db.js';
+
+let db: { store: Store; close(): Promise<void> };
+let server: DhcpServer;
+const rinfo = { address: '0.0.0.0', port: 68, family: 'IPv4', size: 0 } as dgram.RemoteInfo;
+const SERVER = '10.50.0.1';
+
+before(async () => {
+  db = await testDatabase();
+  await ensureBuiltinBootenvs(db.store);
+  await db.store.tx((tx) => ensureSystemDeployment(tx));
+  await db.store.query(`INSERT INTO subnets (name, cidr, server_address, pools, routers, dns, domain, lease_time_s, probe, options)
+    VALUES ('lab', '10.50.0.0/24', '10.50.0.1', '[{"first":"10.50.0.100","last":"10.50.0.150"}]', '{10.50.0.1}', '{10.50.0.1}', 'lab.test', 600, false,
+            '{"ntp-servers": ["10.50.0.1"], "hostname": "h-{{ request.mac | replace: \\":\\", \\"\\" }}"}')`);
+  await db.store.query(`INSERT INTO subnets (name, cidr, pools, lease_time_s, probe) VALUES ('far', '10.60.0.0/24', '[{"first":"10.60.0.10","last":"10.60.0.20"}]', 900, false)`);
+  await db.store.query(`INSERT INTO subnets (name, cidr, pools, lease_time_s, probe) VALUES ('tiny', '10.80.0.0/24', '[{"first":"10.80.0.10","last":"10.80.0.12"}]', 900, false)`);
+  await db.store.query(`INSERT INTO subnets (name, cidr, pools, proxy, probe) VALUES ('elsewhere', '10.70.0.0/24', '[]', true, false)`);
+  await db.store.query(`INSERT INTO reservations (mac, subnet_id, address, hostname) SELECT '52:54:00:00:aa:01', id, '10.50.0.50', 'reserved-one' FROM subnets WHERE name = 'lab'`);
+  server = new DhcpServer({ store: db.store, address: SERVER, httpBase: `http://${SERVER}:8091/boot` });
+});
+after(async () => { await db?.close(); await stopOwnCluster(); });
+
+function request(type: number, mac: string, opts: Array<[string, unknown]> = [], init: Partial<DhcpPacket> = {}): DhcpPacket {
+  const p = createPacket({ chaddr: mac, xid: 0x1234, flags: 0x8000, ...init });
+  setOption(p, 'message-type', type as any);
+  for (const [k, v] of opts) setOption(p, k as any, v as any);
+  return decode(encode(p)); // what the server really receives
+}
+async function exchange(p: DhcpPacket, via: 'dhcp' | 'proxy' = 'dhcp', from = rinfo) {
+  const type = ['', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'NAK', 'RELEASE', 'INFORM'][getOption(p, 'message-type') as number];
+  const r = await server.handle(p, type, from, via);
+  return r && { ...r, packet: decode(encode(r.packet)) };
+}
+const PXE_BIOS: Array<[string, unknown]> = [['vendor-class', 'PXEClient:Arch:00000:UNDI:002001'], ['client-arch', [0]]];
+
+test('plain client: DISCOVER/OFFER, REQUEST/ACK with T1/T2 and subnet options, RENEWING, RELEASE', async () => {
+  const mac = '52:54:00:00:00:10';
+  const offer = (await exchange(request(1, mac, [['hostname', 'plain']])))!;
+  assert.equal(offer.type, 'OFFER');
+  assert.equal(offer.to, '255.255.255.255');
+  assert.equal(offer.packet.yiaddr, '10.50.0.100');
+  assert.equal(offer.packet.file, '', 'no boot file for a client that is not PXE');
+  assert.equal(getOption(offer.packet, 'server-identifier'), SERVER);
+  assert.equal(getOption(offer.packet, 'subnet-mask'), '255.255.255.0');
+  assert.deepEqual(getOption(offer.packet, 'routers'), ['10.50.0.1']);
+  assert.equal(getOption(offer.packet, 'domain-name'), 'lab.test');
+  assert.equal(getOption(offer.packet, 'hostname'), 'h-525400000010', 'templated option rendered from the request');
+  assert.equal(getOption(offer.packet, 'lease-time'), 600);
+  assert.equal(getOption(offer.packet, 'renewal-time'), 300);
+  assert.equal(getOption(offer.packet, 'rebinding-time'), 525);
+  const ack = (await exchange(request(3, mac, [['requested-ip', '10.50.0.100'], ['server-identifier', SERVER]])))!;
+  assert.equal(ack.type, 'ACK');
+  assert.equal(ack.packet.yiaddr, '10.50.0.100');
+  const lease = (await db.store.query(`SELECT state, mac::text FROM leases WHERE address = '10.50.0.100'`)).rows[0];
+  assert.deepEqual(lease, { state: 'bound', mac }, 'the lease is stored before the ACK is sent');
+  // RENEWING: ciaddr set, unicast back
+  const renew = (await exchange(request(3, mac, [], { ciaddr: '10.50.0.100', flags: 0 })))!;
+  assert.equal(renew.type, 'ACK');
+  assert.equal(renew.to, '10.50.0.100');
+  // a second DISCOVER from the same client gets the same address again
+  assert.equal((await exchange(request(1, mac)))!.packet.yiaddr, '10.50.0.100');
+  assert.equal(await exchange(request(7, mac, [], { ciaddr: '10.50.0.100' })), null);
+  assert.equal((await db.store.query(`SELECT state FROM leases WHERE address = '10.50.0.100'`)).rows[0].state, 'released');
+});
+
+test('REQUEST naming another server is ignored; INIT-REBOOT for an unknown lease is silent; off-subnet is NAKed', async () => {
+  const mac = '52:54:00:00:00:11';
+  await exchange(request(1, mac));
+  assert.equal(await exchange(request(3, mac, [['requested-ip', '10.50.0.101'], ['server-identifier', '10.50.0.254']])), null);
+  assert.equal(await exchange(request(3, mac, [['requested-ip', '10.50.0.99']])), null, 'INIT-REBOOT, no record: silent');
+  const nak = (await exchange(request(3, mac, [['requested-ip', '192.168.1.5']])))!;
+  assert.equal(nak.type, 'NAK');
+  assert.equal(nak.to, '255.255.255.255');
+  assert.equal(nak.packet.yiaddr, '0.0.0.0');
+});
+
+test('a reservation is honoured with its hostname', async () => {
+  const offer = (await exchange(request(1, '52:54:00:00:aa:01')))!;
+  assert.equal(offer.packet.yiaddr, '10.50.0.50');
+  assert.equal(getOption(offer.packet, 'hostname'), 'reserved-one', 'the reservation hostname beats the subnet template');
+});
+
+test('DECLINE keeps the address out of use', async () => {
+  const mac = '52:54:00:00:00:12';
+  const offer = (await exchange(request(1, mac)))!;
+  const declined = offer.packet.yiaddr;
+  await exchange(request(3, mac, [['requested-ip', declined], ['server-identifier', SERVER]]));
+  assert.equal(await exchange(request(4, mac, [['requested-ip', declined], ['server-identifier', SERVER]])), null);
+  const again = (await exchange(request(1, mac)))!;
+  assert.notEqual(again.packet.yiaddr, declined);
+  const other = (await exchange(request(1, '52:54:00:00:00:13')))!;
+  assert.notEqual(other?.packet.yiaddr, declined);
+});
+
+test('netboot goldens: BIOS, x86-64 UEFI, ARM64 UEFI, iPXE', async () => {
+  const cases: Array<[string, Array<[string, unknown]>, string]> = [
+    ['bios', PXE_BIOS, 'ipxe/undionly.kpxe'],
+    ['uefi', [['vendor-class', 'PXEClient:Arch:00007:UNDI:003016'], ['client-arch', [7]]], 'ipxe/ipxe.efi'],
+    ['arm64', [['vendor-class', 'PXEClient:Arch:00011:UNDI:003000'], ['client-arch', [11]]], 'ipxe/arm64-efi/ipxe.efi'],
+    ['ipxe', [...PXE_BIOS, ['user-class', ['iPXE']]], `http://${SERVER}:8091/boot/nodes/52-54-00-00-01-04/ipxe`],
+  ];
+  for (const [i, [name, opts, file]] of cases.entries()) {
+    const r = (await exchange(request(1, `52:54:00:00:01:0${i + 1}`, opts)))!;
+    assert.equal(r.packet.file, file.replace('52-54-00-00-01-04', `52-54-00-00-01-0${i + 1}`), name);
+    assert.equal(r.packet.siaddr, SERVER, `${name}: next-server`);
+    assert.equal(getOption(r.packet, 'vendor-class'), 'PXEClient', name);
+    const pxe = decodePxeVendorOptions(getOption(r.packet, 'vendor-specific') as Buffer);
+    assert.equal(pxe.discoveryControl, 8, `${name}: skip boot-server discovery`);
+  }
+});
+
+test('a known node in a local bootenv gets an address but no boot file', async () => {
+  await db.store.query(`INSERT INTO nodes (name, deployment_id, bootenv) SELECT 'disk.test', id, 'local' FROM deployments WHERE system`);
+  await db.store.query(`INSERT INTO node_macs (mac, node_id) SELECT '52:54:00:00:02:01', id FROM nodes WHERE name = 'disk.test'`);
+  const r = (await exchange(request(1, '52:54:00:00:02:01', PXE_BIOS)))!;
+  assert.notEqual(r.packet.yiaddr, '0.0.0.0');
+  assert.equal(r.packet.file, '');
+  assert.equal(getOption(r.packet, 'vendor-class'), undefined);
+});
+
+test('relayed: subnet by giaddr, by option 82 link selection; replies to the relay with option 82 echoed', async () => {
+  const agent = new RelayAgentInformation().set('circuit-id', Buffer.from('port-7')).set('remote-id', Buffer.from('sw1'));
+  const r = (await exchange(request(1, '52:54:00:00:03:01', [['relay-agent-information', agent]], { giaddr: '10.60.0.1', hops: 1 })))!;
+  assert.equal(r.to, '10.60.0.1');
+  assert.equal(r.port, 67);
+  assert.equal(r.packet.yiaddr, '10.60.0.10');
+  assert.equal(r.packet.giaddr, '10.60.0.1');
+  assert.deepEqual((getOption(r.packet, 'relay-agent-information') as RelayAgentInformation).circuitId, Buffer.from('port-7'));
+  assert.equal(getOption(r.packet, 'lease-time'), 900);
+  const link = new RelayAgentInformation().set('link-selection', '10.60.0.0');
+  const r2 = (await exchange(request(1, '52:54:00:00:03:02', [['relay-agent-information', link]], { giaddr: '10.99.0.1' })))!;
+  assert.equal(r2.packet.yiaddr, '10.60.0.11', 'link selection beats giaddr');
+  assert.equal(await exchange(request(1, '52:54:00:00:03:03', [], { giaddr: '10.99.0.1' })), null, 'no subnet: dropped');
+});
+
+test('proxyDHCP: boot information only, never an address, on 67 and 4011', async () => {
+  const link = new RelayAgentInformation().set('link-selection', '10.70.0.0');
+  const offer = (await exchange(request(1, '52:54:00:00:04:01', [...PXE_BIOS, ['relay-agent-information', link]], { giaddr: '10.70.0.1' })))!;
+  assert.equal(offer.type, 'OFFER');
+  assert.equal(offer.packet.yiaddr, '0.0.0.0');
+  assert.equal(offer.packet.file, 'ipxe/undionly.kpxe');
+  assert.equal(getOption(offer.packet, 'lease-time'), undefined);
+  assert.equal(await exchange(request(1, '52:54:00:00:04:02', [['relay-agent-information', link]], { giaddr: '10.70.0.1' })), null, 'non-PXE clients are left to the real DHCP server');
+  const from = { ...rinfo, address: '10.70.0.55', port: 68 };
+  const ack = (await exchange(request(3, '52:54:00:00:04:01', PXE_BIOS, { ciaddr: '10.70.0.55' }), 'proxy', from))!;
+  assert.equal(ack.type, 'ACK');
+  assert.equal(ack.to, '10.70.0.55');
+  assert.equal(ack.packet.yiaddr, '0.0.0.0');
+  assert.equal(ack.packet.file, 'ipxe/undionly.kpxe');
+});
+
+test('INFORM: options only, to ciaddr', async () => {
+  const r = (await exchange(request(8, '52:54:00:00:05:01', [], { ciaddr: '10.50.0.77' })))!;
+  assert.equal(r.type, 'ACK');
+  assert.equal(r.to, '10.50.0.77');
+  assert.equal(r.packet.yiaddr, '0.0.0.0');
+  assert.equal(getOption(r.packet, 'lease-time'), undefined);
+  assert.deepEqual(getOption(r.packet, 'routers'), ['10.50.0.1']);
+});
+
+test('pool exhaustion is dropped with an event, not an error', async () => {
+  for (const mac of ['52:54:00:00:06:01', '52:54:00:00:06:02', '52:54:00:00:06:03', '52:54:00:00:06:04']) {
+    const r = await exchange(request(1, mac, [], { giaddr: '10.80.0.1' }));
+    if (!r) break;
+    await exchange(request(3, mac, [['requested-ip', r.packet.yiaddr], ['server-identifier', SERVER]], { giaddr: '10.80.0.1' }));
+  }
+  assert.equal(await exchange(request(1, '52:54:00:00:06:09', [], { giaddr: '10.80.0.1' })), null);
+  const e = await db.store.query(`SELECT payload FROM events WHERE type = 'dhcp.exhausted'`);
+  assert.ok(e.rowCount! > 0);
+});
