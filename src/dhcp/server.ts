@@ -1,8 +1,8 @@
 // The DHCPv4 server (DESIGN.md §3, RFC 2131): one instance per served address. Node cannot tell
 // which interface a broadcast arrived on, so a server process serves one directly attached
 // segment (its boot address) plus any number of relayed subnets (giaddr / option 82).
-// Sockets: 0.0.0.0:67 receives (broadcasts included); <address>:67 sends, so replies carry our
-// address; 0.0.0.0:4011 answers proxyDHCP boot requests; 0.0.0.0:68 watches for other servers.
+// Sockets: 0.0.0.0:67 receives broadcasts; <address>:67 sends, so replies carry our address, and
+// receives what is unicast to us; 0.0.0.0:4011 answers proxyDHCP boot requests; 0.0.0.0:68 watches for other servers.
 import dgram from 'node:dgram';
 import { execFile } from 'node:child_process';
 import type { Store } from '../store/db.js';
@@ -60,7 +60,8 @@ export class DhcpServer {
         if (onMessage) s.on('message', onMessage);
         s.bind(port, address, () => { s.setBroadcast(true); s.removeListener('error', reject); s.on('error', (e) => this.opts.log?.(`dhcp socket: ${e.message}`)); resolve(s); });
       });
-    this.send = await bind(this.ports.server, this.opts.address);
+    // Unicast to our address (RELEASE, RENEWING) is delivered to this socket, not the wildcard one.
+    this.send = await bind(this.ports.server, this.opts.address, (b, r) => void this.receive(b, r, 'dhcp'));
     this.sockets.push(this.send);
     this.sockets.push(await bind(this.ports.server, ZERO, (b, r) => void this.receive(b, r, 'dhcp')));
     this.sockets.push(await bind(this.ports.proxy, ZERO, (b, r) => void this.receive(b, r, 'proxy')));
