@@ -24,6 +24,10 @@ export const KINDS: Array<{ kind: string; what: string; writable: boolean }> = [
   { kind: 'webhooks', what: 'webhooks', writable: true },
   { kind: 'jobs', what: 'jobs (runs of noderoles; read-only)', writable: false },
   { kind: 'content-packs', what: 'imported content packs', writable: true },
+  { kind: 'subnets', what: 'DHCP subnets', writable: true },
+  { kind: 'reservations', what: 'DHCP reservations (MAC -> address)', writable: true },
+  { kind: 'leases', what: 'DHCP leases (read; delete frees one)', writable: true },
+  { kind: 'bootenvs', what: 'bootenvs (what nodes boot next)', writable: true },
 ];
 
 interface GlobalOptions { output: Format; endpoint?: string; token?: string }

@@ -19,6 +19,10 @@ export const COLUMNS: Record<string, string[]> = {
   jobs: ['id', 'noderole', 'node', 'role', 'jig', 'state', 'started_at', 'finished_at'],
   'content-packs': ['name', 'version', 'description', 'imported_at'],
   events: ['id', 'at', 'type', 'object_kind', 'object_id'],
+  subnets: ['id', 'name', 'cidr', 'server_address', 'proxy', 'pools', 'enabled'],
+  reservations: ['id', 'mac', 'subnet', 'address', 'hostname', 'node'],
+  leases: ['address', 'subnet', 'mac', 'hostname', 'state', 'expires_at'],
+  bootenvs: ['id', 'name', 'netboot', 'kernel', 'content_pack'],
 };
 
 const MAX_CELL = 60;
