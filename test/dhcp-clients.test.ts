@@ -6,6 +6,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import fs from 'node:fs';
+import crypto from 'node:crypto';
 import { withLab, dhclient, udhcpc, dhcpcd } from '../src/lab/lab.js';
 import { projectRoot } from '../src/paths.js';
 import { ensurePackages } from './support/packages.js';
@@ -36,6 +38,15 @@ test('dhclient, udhcpc and dhcpcd obtain, renew and release; reservations; relay
       routers: ['10.77.0.1'], dns: ['10.77.0.1'], domain: 'lab.test', lease_time_s: 120, probe: true, probe_timeout_ms: 300,
     })).status, 201);
     assert.equal((await api('POST', '/api/v1/subnets', { name: 'far', cidr: '10.78.0.0/24', pools: [{ first: '10.78.0.50', last: '10.78.0.60' }], routers: ['10.78.0.1'], probe: false })).status, 201);
+
+    // Router solicitations on the boot segment are answered: router lifetime 0, so iPXE stops waiting.
+    const rs = await lab.namespace('rs');
+    await lab.link(rs, lan, { ifaceA: 'eth0' });
+    const ra = await waitFor('a router advertisement', async () => {
+      const r = await rs.exec('rdisc6', ['-1', '-r', '1', '-w', '1500', 'eth0'], { check: false, timeoutMs: 5000 });
+      return /Router lifetime\s*:\s*0 /.test(r.stdout) && r.stdout;
+    }, 20000, 500);
+    assert.match(ra, /Router lifetime\s*:\s*0 /);
 
     // A squatter already answers at the first pool address: probe-before-offer skips it.
     const squat = await lab.namespace('squat');
@@ -71,6 +82,26 @@ test('dhclient, udhcpc and dhcpcd obtain, renew and release; reservations; relay
     assert.equal((await api('POST', '/api/v1/reservations', { mac: resLink.a.mac, subnet: 'lan', address: '10.77.0.42', hostname: 'reserved' })).status, 201);
     const reserved = await dhclient(resNs, 'eth0', { timeoutMs: 30000 });
     assert.equal(reserved.lease.address, '10.77.0.42');
+
+    // TFTP and HTTP from the same tree, fetched from the boot address by real clients: the rendered
+    // iPXE script follows the node's bootenv; a static file comes back intact at several block sizes.
+    const macPath = resLink.a.mac.replace(/:/g, '-');
+    const tftp = async (file: string, blksize = 512) =>
+      (await resNs.exec('curl', ['-sS', '--tftp-blksize', String(blksize), `tftp://10.77.0.1/${file}`], { timeoutMs: 20000 })).stdout;
+    assert.match(await tftp(`nodes/${macPath}/ipxe`), /kernel http:\/\/10\.77\.0\.1:8091\/boot\/discovery\/vmlinuz/, 'an unknown MAC gets discovery');
+    assert.equal((await api('POST', '/api/v1/nodes', { name: 'res.lab.test', macs: [resLink.a.mac], bootenv: 'local' })).status, 201);
+    assert.match(await tftp(`nodes/${macPath}/ipxe`), /sanboot/, 'the script follows the bootenv');
+    const blob = Buffer.alloc(300000).map((_, i) => (i * 7) % 256);
+    fs.writeFileSync(path.join(server.dataDir, 'boot', 'blob.bin'), blob);
+    for (const bs of [512, 1468, 8192]) {
+      const got = await resNs.exec('sh', ['-c', `curl -sS --tftp-blksize ${bs} tftp://10.77.0.1/blob.bin | sha256sum`], { timeoutMs: 20000 });
+      assert.equal(got.stdout.split(' ')[0], crypto.createHash('sha256').update(blob).digest('hex'), `TFTP blksize ${bs}`);
+    }
+    const range = await resNs.exec('sh', ['-c', 'curl -sS -r 1000-1999 http://10.77.0.1:8091/boot/blob.bin | sha256sum'], { timeoutMs: 20000 });
+    assert.equal(range.stdout.split(' ')[0], crypto.createHash('sha256').update(blob.subarray(1000, 2000)).digest('hex'), 'HTTP Range from the boot address');
+    const hostile = await resNs.exec('curl', ['-sS', 'tftp://10.77.0.1/../../etc/passwd'], { check: false, timeoutMs: 20000 });
+    assert.notEqual(hostile.code, 0);
+    assert.doesNotMatch(hostile.stdout, /root:/);
 
     // Relayed from the far segment by isc-dhcp-relay: an address from the far subnet.
     await relayNs.spawn('dhcrelay', ['-d', '-4', '-id', 'down0', '-iu', 'up0', '10.77.0.1'], { label: 'dhcrelay' });

@@ -26,7 +26,6 @@ interface ${iface} {
   AdvDefaultLifetime 0;
   MinRtrAdvInterval 30;
   MaxRtrAdvInterval 120;
-  MinDelayBetweenRAs 1;
 };
 `;
 }

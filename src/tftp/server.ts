@@ -60,7 +60,9 @@ export const OPTION_RULES: Record<string, OptionRule> = {
     apply: (s, n) => { s.timeoutMs = n * 1000; },
   },
   // RFC 2349 §4: on a read request the client sends 0 and the server answers the file's size.
-  tsize: { negotiate: (_n, { size }) => size },
+  // Not for an empty file: curl refuses an OACK with tsize 0 ("invalid tsize"), and the empty
+  // DATA 1 says the size anyway.
+  tsize: { negotiate: (_n, { size }) => (size > 0 ? size : null) },
   // RFC 7440 §3: answer the requested window or a smaller one.
   windowsize: {
     negotiate: (n, { limits }) => (n < TFTP_LIMITS.windowsize.min || n > TFTP_LIMITS.windowsize.max ? null : Math.min(n, limits.maxWindowsize)),
@@ -152,7 +154,10 @@ export interface TftpServerOptions {
   onTransfer?: (stats: TftpTransferStats) => void;
 }
 
-/** Files up to this size are read whole once per transfer; bigger ones in chunks of about this size. */
+/**
+ * Files up to this size are read whole once per transfer; bigger ones in chunks of about this
+ * size, at most two held at a time (the memory bound per transfer).
+ */
 const CHUNK_BYTES = 1024 * 1024;
 
 function checkInt(name: string, v: number, min: number, max: number): number {
@@ -179,7 +184,6 @@ export class TftpServer {
   readonly log: (msg: string) => void;
   private readonly onTransfer?: (stats: TftpTransferStats) => void;
   private socket: dgram.Socket | null = null;
-  private stopped = false;
   /** Active transfers by client endpoint. */
   private readonly transfers = new Map<string, Transfer>();
 
@@ -207,19 +211,19 @@ export class TftpServer {
 
   async start(): Promise<{ port: number }> {
     if (this.socket) throw new Error('TFTP server already started');
-    this.stopped = false;
     const socket = await bindSocket(this.socketType, this.host, this.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`TFTP cannot listen on ${endpoint(this.host, this.port)}: ${err.code ?? err.message}` +
         (err.code === 'EACCES' ? ' (port 69 needs root or CAP_NET_BIND_SERVICE)' : err.code === 'EADDRINUSE' ? ' (another TFTP server is running there?)' : ''));
     });
     this.socket = socket;
+    // A rack powering on at once sends a burst of requests (the kernel caps this at rmem_max).
+    try { socket.setRecvBufferSize(4 * 1024 * 1024); } catch { /* keep the default */ }
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     socket.on('error', (err) => this.log(`tftp: listening socket error: ${err.message}`));
     return { port: socket.address().port };
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     const closing = [...this.transfers.values()].map((t) => t.finish('stopped'));
     const socket = this.socket;
     this.socket = null;
@@ -235,8 +239,13 @@ export class TftpServer {
   /** @internal an ERROR from the listening socket, for requests refused before a transfer starts. */
   refuse(rinfo: dgram.RemoteInfo, code: number, message: string, reason: DropReason | null, path: string, started = Date.now()): void {
     if (reason) this.drop(reason);
-    this.socket?.send(encode({ type: 'error', code, message }), rinfo.port, rinfo.address);
+    this.sendFromRequestPort(encode({ type: 'error', code, message }), rinfo);
     this.report({ remote: endpoint(rinfo.address, rinfo.port), path, outcome: 'refused', errorCode: code, message, bytes: 0, retransmits: 0, durationMs: Date.now() - started });
+  }
+
+  /** @internal */
+  sendFromRequestPort(packet: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.socket?.send(packet, rinfo.port, rinfo.address);
   }
 
   /** @internal */
@@ -302,12 +311,9 @@ export class TftpServer {
     this.transfers.set(key, t);
     void t.run();
   }
-
-  /** @internal */
-  get isStopped(): boolean {
-    return this.stopped;
-  }
 }
+
+function ignoreSendError(): void {}
 
 function bindSocket(type: 'udp4' | 'udp6', address: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
@@ -343,6 +349,8 @@ class Transfer {
   private retransmits = 0;
   private timer: NodeJS.Timeout | null = null;
   private sendSeq = 0;
+  /** A window is waiting for its data from the tree. */
+  private reading = false;
   private readonly started = Date.now();
   private whole: Promise<Buffer> | null = null;
   private readonly chunks = new Map<number, Promise<Buffer>>();
@@ -371,10 +379,13 @@ class Transfer {
   async run(): Promise<void> {
     const path = this.request.filename;
     let file: BootFile | null;
+    const { retries, defaultTimeoutMs } = this.server.limits;
+    this.timer = setTimeout(() => this.fail('failed', `looking up the file took over ${(retries + 1) * defaultTimeoutMs} ms`), (retries + 1) * defaultTimeoutMs);
     try {
       file = await this.tree.resolve({ path, remote: this.remote.address, protocol: 'tftp' });
     } catch (err) {
       if (this.state === 'done') return;
+      this.clearTimer();
       this.server.removeTransfer(this);
       this.state = 'done';
       if (err instanceof BootPathError) {
@@ -387,6 +398,7 @@ class Transfer {
       return;
     }
     if (this.state === 'done') return;
+    this.clearTimer();
     if (!file) {
       this.server.removeTransfer(this);
       this.state = 'done';
@@ -424,9 +436,9 @@ class Transfer {
     }
   }
 
-  private send(p: TftpPacket, address = this.remote.address, port = this.remote.port, after?: () => void): void {
-    if (!this.socket) return;
-    this.socket.send(encode(p), port, address, () => after?.());
+  private send(p: TftpPacket, address = this.remote.address, port = this.remote.port): void {
+    // A failed send is a lost datagram: the retransmission timer deals with it.
+    this.socket?.send(encode(p), port, address, ignoreSendError);
   }
 
   private sendOack(): void {
@@ -487,15 +499,19 @@ class Transfer {
 
   private async sendWindow(): Promise<void> {
     const seq = ++this.sendSeq;
-    this.clearTimer();
+    // A deadline while the read is pending too: a stalled disk ends in a timeout, not a hang.
+    if (!this.timer) this.armTimer();
     const first = this.base;
     const last = Math.min(first + this.settings!.windowsize - 1, this.totalBlocks);
     let blocks: Buffer[];
+    this.reading = true;
     try {
       blocks = await this.blocks(first, last);
     } catch (err) {
       this.fail('failed', `reading the file failed: ${(err as Error).message}`);
       return;
+    } finally {
+      if (seq === this.sendSeq) this.reading = false;
     }
     // An ACK (or a stop) that arrived during the read has started a newer window, or ended this.
     if (seq !== this.sendSeq || this.state !== 'data') return;
@@ -518,8 +534,9 @@ class Transfer {
     this.timer = null;
     if (this.state === 'done') return;
     if (this.retries >= this.server.limits.retries) {
-      const what = this.state === 'oack' ? 'option acknowledgement' : `block ${this.base}`;
-      this.fail('timeout', `no acknowledgement of ${what} after ${this.retries + 1} tries of ${this.settings!.timeoutMs} ms`);
+      const tries = `${this.retries + 1} tries of ${this.settings!.timeoutMs} ms`;
+      if (this.reading) this.fail('failed', `reading the file stalled (${tries})`);
+      else this.fail('timeout', `no acknowledgement of ${this.state === 'oack' ? 'the option acknowledgement' : `block ${this.base}`} after ${tries}`);
       return;
     }
     this.retries++;
@@ -547,8 +564,9 @@ class Transfer {
       const offset = (b - 1) * bs - c * this.chunkBytes;
       out.push(chunk.subarray(offset, Math.min(offset + bs, chunk.length)));
     }
-    // Read ahead, so the next window does not wait for the disk.
-    this.chunk(chunkOf(last) + 1).catch(() => {});
+    // Read ahead, so the next window does not wait for the disk; only once the window has left
+    // the previous chunk, so no more than two chunks are held.
+    if (chunkOf(first) === chunkOf(last)) this.chunk(chunkOf(last) + 1).catch(() => {});
     return out;
   }
 
@@ -597,12 +615,18 @@ class Transfer {
     });
     const socket = this.socket;
     this.socket = null;
+    const notify = detail.notify || outcome === 'stopped';
+    const message = outcome === 'stopped' ? 'server shutting down' : detail.message ?? 'transfer failed';
+    const error = encode({ type: 'error', code: detail.errorCode ?? ERROR_CODES.notDefined, message });
     this.closed = new Promise<void>((resolve) => {
-      if (!socket) return resolve();
+      if (!socket) {
+        // Still looking the file up: answer from the request port.
+        if (notify) this.server.sendFromRequestPort(error, this.remote);
+        return resolve();
+      }
       const close = () => socket.close(() => resolve());
-      if (detail.notify || outcome === 'stopped') {
-        const message = outcome === 'stopped' ? 'server shutting down' : detail.message ?? 'transfer failed';
-        socket.send(encode({ type: 'error', code: detail.errorCode ?? ERROR_CODES.notDefined, message }), this.remote.port, this.remote.address, close);
+      if (notify) {
+        socket.send(error, this.remote.port, this.remote.address, close);
       } else {
         close();
       }
