@@ -17,3 +17,20 @@ export const dhcpLatency = new client.Histogram({
 export const bootFiles = new client.Counter({
   name: 'fulcrum_boot_files_total', help: 'Boot files served, by protocol and result', labelNames: ['protocol', 'result'], registers: [registry],
 });
+
+export const tftpTransfers = new client.Counter({
+  name: 'fulcrum_tftp_transfers_total', help: 'TFTP transfers by outcome', labelNames: ['outcome'], registers: [registry],
+});
+export const tftpBytes = new client.Counter({ name: 'fulcrum_tftp_bytes_total', help: 'Bytes sent by TFTP', registers: [registry] });
+export const tftpSeconds = new client.Histogram({
+  name: 'fulcrum_tftp_transfer_seconds', help: 'TFTP transfer durations', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300], registers: [registry],
+});
+
+/** TFTP drops by reason, read from the server's own counters when scraped. */
+export function watchTftpDrops(read: () => Record<string, number>): void {
+  registry.removeSingleMetric('fulcrum_tftp_dropped_total');
+  new client.Counter({
+    name: 'fulcrum_tftp_dropped_total', help: 'TFTP packets or requests dropped, by reason', labelNames: ['reason'], registers: [registry],
+    collect() { this.reset(); for (const [reason, n] of Object.entries(read())) if (n) this.inc({ reason }, n); },
+  });
+}

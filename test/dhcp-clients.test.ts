@@ -103,6 +103,15 @@ test('dhclient, udhcpc and dhcpcd obtain, renew and release; reservations; relay
     assert.notEqual(hostile.code, 0);
     assert.doesNotMatch(hostile.stdout, /root:/);
 
+    // Garbage thrown at the DHCP port is counted and dropped; the server keeps answering.
+    await resNs.exec('bash', ['-c', 'for i in $(seq 50); do head -c $((RANDOM % 600)) /dev/urandom > /dev/udp/10.77.0.1/67; done'], { timeoutMs: 20000 });
+    const metrics = async () => String((await api('GET', '/metrics')).body);
+    await waitFor('malformed packets counted', async () => /fulcrum_dhcp_dropped_total\{reason="malformed"\} ([1-9]\d*)/.test(await metrics()), 5000);
+    const m = await metrics();
+    assert.match(m, /fulcrum_dhcp_messages_total\{direction="in",type="DISCOVER"\} [1-9]/);
+    assert.match(m, /fulcrum_tftp_transfers_total\{outcome="completed"\} [1-9]/);
+    assert.match(m, /fulcrum_boot_files_total\{protocol="http",result="partial"\} 1/);
+
     // Relayed from the far segment by isc-dhcp-relay: an address from the far subnet.
     await relayNs.spawn('dhcrelay', ['-d', '-4', '-id', 'down0', '-iu', 'up0', '10.77.0.1'], { label: 'dhcrelay' });
     const farNs = await lab.namespace('farclient');

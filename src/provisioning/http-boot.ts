@@ -3,6 +3,7 @@
 // Firmware cannot authenticate, so this path is public and read-only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BootPathError, type FileTree } from './tree.js';
+import { bootFiles } from '../metrics.js';
 
 /** Parse a single-range `bytes=` header against `size`: [start, end] inclusive, 'unsatisfiable', or null (serve whole). */
 export function parseRange(header: string | undefined, size: number): [number, number] | 'unsatisfiable' | null {
@@ -30,12 +31,14 @@ export async function serveBoot(tree: FileTree, req: IncomingMessage, res: Serve
     file = await tree.resolve({ path: decodeURIComponent(pathInTree), remote: req.socket.remoteAddress ?? '', protocol: 'http' });
   } catch (err) {
     if (err instanceof BootPathError || err instanceof URIError) {
+      bootFiles.inc({ protocol: 'http', result: 'hostile-path' });
       res.writeHead(400, { 'content-type': 'text/plain' }).end(`bad path: ${(err as Error).message}\n`);
       return;
     }
     throw err;
   }
   if (!file) {
+    bootFiles.inc({ protocol: 'http', result: 'not-found' });
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     return;
   }
@@ -46,6 +49,7 @@ export async function serveBoot(tree: FileTree, req: IncomingMessage, res: Serve
     return;
   }
   const [start, end] = range ?? [0, file.size - 1];
+  bootFiles.inc({ protocol: 'http', result: range ? 'partial' : 'ok' });
   const headers = { 'content-type': type, 'content-length': String(Math.max(0, end - start + 1)), 'accept-ranges': 'bytes', 'cache-control': 'no-store' };
   if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${file.size}` });
   else res.writeHead(200, headers);

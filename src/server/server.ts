@@ -20,6 +20,7 @@ import { BootTree } from '../provisioning/boot-tree.js';
 import { DhcpServer, pingProbe } from '../dhcp/server.js';
 import { startRouterAdvertiser } from '../dhcp/router-advert.js';
 import { TftpServer } from '../tftp/server.js';
+import { tftpBytes, tftpSeconds, tftpTransfers, watchTftpDrops } from '../metrics.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -135,8 +136,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const bootHttp = http.createServer((req, res) => app.server.emit('request', req, res));
     await new Promise<void>((resolve, reject) => { bootHttp.once('error', reject); bootHttp.listen(boot.httpPort, boot.address, () => resolve()); });
     stops.push(() => new Promise((r) => bootHttp.close(() => r())));
-    const tftp = new TftpServer({ tree: bootTree, host: boot.address, port: boot.tftpPort ?? 69, log });
+    const tftp = new TftpServer({
+      tree: bootTree, host: boot.address, port: boot.tftpPort ?? 69, log,
+      onTransfer: (s) => { tftpTransfers.inc({ outcome: s.outcome }); tftpBytes.inc(s.bytes); tftpSeconds.observe(s.durationMs / 1000); },
+    });
     await tftp.start();
+    watchTftpDrops(() => tftp.counters.dropped);
     stops.push(() => tftp.stop());
     if (boot.dhcp !== false) {
       const dhcp = new DhcpServer({ store, address: boot.address, httpBase: `${bootBase}/boot`, log, probe: boot.probe === false ? undefined : pingProbe });
