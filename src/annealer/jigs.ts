@@ -73,6 +73,12 @@ const serverJig: Jig = {
   },
 };
 
-const jigs = new Map<string, Jig>([noop, testJig, serverJig].map((j) => [j.name, j]));
+/**
+ * The role's scripts, run on the node by its agent (src/agent): the run is left to the agent, which
+ * claims the job by long-poll and reports back; a dead agent ends in the TRANSITION timeout.
+ */
+const scriptJig: Jig = { name: 'script', inProcess: false, run: async () => ({ status: 'async' }) };
+
+const jigs = new Map<string, Jig>([noop, testJig, serverJig, scriptJig].map((j) => [j.name, j]));
 export function registerJig(jig: Jig): void { jigs.set(jig.name, jig); }
 export function jigFor(name: string): Jig | undefined { return jigs.get(name); }

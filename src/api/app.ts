@@ -18,6 +18,7 @@ import { PROVISIONING_RESOURCES } from './provisioning-resources.js';
 import { serveBoot } from '../provisioning/http-boot.js';
 import type { FileTree } from '../provisioning/tree.js';
 import { registry } from '../metrics.js';
+import { registerAgentApi } from '../agent/agent-api.js';
 import { mergePatch } from './merge-patch.js';
 import * as S from './schemas.js';
 
@@ -92,6 +93,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES]) registerResource(app, store, r);
+  registerAgentApi(app, store, deps.log ?? (() => {}));
 
   // Boot files are public: firmware cannot authenticate. Read-only; see provisioning/boot-tree.ts.
   app.route({

@@ -55,3 +55,10 @@ export async function ensureAdmin(store: Store, password = process.env.FULCRUM_A
   const r = await store.query(`INSERT INTO users (name, password_hash, capabilities) VALUES ('admin', $1, '{*}') ON CONFLICT DO NOTHING`, [await hashPassword(pw)]);
   return { created: (r.rowCount ?? 0) > 0, password: password ? undefined : pw };
 }
+
+/** An agent's node token: it reaches that node's data and jobs, nothing else. */
+export async function authenticateNode(sql: Sql, token: string): Promise<{ id: number; name: string } | null> {
+  const r = await sql.query(
+    `SELECT n.id, n.name FROM tokens t JOIN nodes n ON n.id = t.node_id WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())`, [digest(token)]);
+  return r.rowCount ? r.rows[0] : null;
+}
