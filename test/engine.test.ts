@@ -379,3 +379,22 @@ test('connections dropped under the server (database restart): the annealer and 
   await commit(dep);
   await converged(dep, 20000);
 });
+
+test('profiles attached to a node feed its run data, below its hints; unknown profiles are refused', async () => {
+  assert.equal((await api('POST', '/api/v1/profiles', { name: 'slowish', values: { 'test-delay': 5, 'test-fail': false } })).status, 201);
+  const dep = await deployment();
+  const bad = await api('POST', '/api/v1/nodes', { name: `prof.${dep}.test`, deployment: dep, alive: true, profiles: ['nope'] });
+  assert.equal(bad.status, 404);
+  assert.equal(bad.body.field, 'profiles[0]');
+  const ok = await api('POST', '/api/v1/nodes', { name: `prof.${dep}.test`, deployment: dep, alive: true, profiles: ['slowish'], hints: { 'test-delay': 7 } });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.deepEqual(ok.body.profiles, ['slowish']);
+  await bind('test-base', ok.body.name, dep);
+  await commit(dep);
+  await converged(dep);
+  const nr = await one('test-base', ok.body.name);
+  const job = ((await api('GET', `/api/v1/jobs?noderole=${nr.id}`)).body as any[])[0];
+  const input = (await api('GET', `/api/v1/jobs/${job.id}`)).body.input;
+  assert.equal(input.attribs['test-fail'], false, 'from the profile');
+  assert.equal(input.attribs['test-delay'], 7, 'the node hint beats the profile');
+});

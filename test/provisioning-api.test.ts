@@ -7,6 +7,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
 import { stopOwnCluster } from './support/db.js';
+import { readPack } from '../src/content/pack.js';
+import { projectRoot } from '../src/paths.js';
 
 let t: TestServer;
 const api = (m: string, p: string, b?: unknown, h?: Record<string, string>) => t.api(m, p, b, h);
@@ -94,6 +96,29 @@ test('HTTP boot: Range requests, HEAD, and hostile paths', async () => {
     assert.ok(r.status === 400 || r.status === 404, `${p} -> ${r.status}`);
     assert.doesNotMatch(await r.text(), /root:|password/);
   }
+});
+
+test('bootenvs from a content pack: imported, templates from files, required params checked', async () => {
+  const pack = await readPack(path.join(projectRoot, 'content', 'test'));
+  const imp = await api('POST', '/api/v1/content-packs', pack);
+  assert.equal(imp.status, 201, JSON.stringify(imp.body));
+  assert.equal(imp.body.bootenvs, 1);
+  const env = (await api('GET', '/api/v1/bootenvs/test-install')).body;
+  assert.equal(env.content_pack, 'test');
+  assert.match(env.templates[0].contents, /partman-auto\/disk/, 'the file: reference was read into the bundle');
+  assert.equal((await api('POST', '/api/v1/nodes', { name: 'inst-a.test', macs: ['52:54:00:20:00:01'], bootenv: 'test-install' })).status, 201);
+  const missing = await (await fetch(`${t.url}/boot/nodes/52-54-00-20-00-01/ipxe`)).text();
+  assert.match(missing, /missing parameter\(s\) test-disk/);
+  assert.equal((await api('PATCH', '/api/v1/nodes/inst-a.test', { hints: { 'test-disk': '/dev/vda' } })).status, 200);
+  assert.match(await (await fetch(`${t.url}/boot/nodes/52-54-00-20-00-01/ipxe`)).text(), /kernel .*test\/vmlinuz initrd=initrd\.img console=ttyS0 auto=true url=.*\/nodes\/52-54-00-20-00-01\/preseed/);
+  const preseed = await (await fetch(`${t.url}/boot/nodes/52-54-00-20-00-01/preseed`)).text();
+  assert.match(preseed, /get_hostname string inst-a\n/);
+  assert.match(preseed, /partman-auto\/disk string \/dev\/vda/);
+  // A broken template in a pack is refused, naming the key; nothing is stored.
+  const bad = await api('POST', '/api/v1/content-packs', { name: 'badenv', version: '1', bootenvs: [{ name: 'broken-env', templates: [{ path: 'ipxe', contents: '{% if %}' }] }] });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.message, /bootenvs\[0\]\.templates\[0\]\.contents: not a valid template/);
+  assert.equal((await api('GET', '/api/v1/bootenvs/broken-env')).status, 404);
 });
 
 test('metrics are exposed for Prometheus', async () => {

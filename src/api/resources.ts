@@ -41,13 +41,14 @@ export const RESOURCES: Resource[] = [
                   d.name AS deployment, nodes.deployment_id, nodes.admin, nodes.service, COALESCE(${NODE_STATE_SQL}, 'ACTIVE') AS state,
                   nodes.inventory, nodes.hints,
                   ARRAY(SELECT m.mac::text FROM node_macs m WHERE m.node_id = nodes.id ORDER BY m.mac) AS macs,
+                  ARRAY(SELECT p.name FROM node_profiles np JOIN profiles p ON p.id = np.profile_id WHERE np.node_id = nodes.id ORDER BY np.position) AS profiles,
                   nodes.version, nodes.created_at, nodes.updated_at
              FROM nodes JOIN deployments d ON d.id = nodes.deployment_id`,
     filters: ['name', 'alive', 'available', 'bootenv', 'provider', 'deployment', 'state', 'admin', 'service'],
     create: { schema: S.NodeCreate, run: async (tx, b) => (await createNode(tx, b)).id },
     patch: {
       schema: S.NodePatch,
-      editable: (n) => ({ description: n.description, alive: n.alive, available: n.available, bootenv: n.bootenv, deployment: n.deployment, inventory: n.inventory, hints: n.hints, macs: n.macs }),
+      editable: (n) => ({ description: n.description, alive: n.alive, available: n.available, bootenv: n.bootenv, deployment: n.deployment, inventory: n.inventory, hints: n.hints, macs: n.macs, profiles: n.profiles }),
       run: async (tx, row, m) => { await updateNode(tx, row.id, m); },
     },
     remove: (tx, row) => deleteNode(tx, row.id),

@@ -23,6 +23,7 @@ export const NodeCreate = T.Object({
   inventory: T.Optional(Data),
   hints: T.Optional(Data),
   macs: T.Optional(T.Array(Mac, { maxItems: 64 })),
+  profiles: T.Optional(T.Array(Name, { maxItems: 64 })),
 }, { additionalProperties: false });
 
 export const NodePatch = T.Object({
@@ -34,6 +35,7 @@ export const NodePatch = T.Object({
   inventory: T.Optional(Data),
   hints: T.Optional(Data),
   macs: T.Optional(T.Array(Mac, { maxItems: 64 })),
+  profiles: T.Optional(T.Array(Name, { maxItems: 64 })),
 }, { additionalProperties: false });
 
 const RoleFields = {

@@ -39,6 +39,11 @@ export interface AttribSpec {
   secret: boolean;
 }
 export interface ProfileSpec { name: string; description: string; values: Record<string, unknown> }
+/** What a node boots next (docs/provisioning.md); template contents may be `file:` references. */
+export interface BootenvSpec {
+  name: string; description: string; netboot: boolean; kernel: string | null; initrds: string[];
+  boot_params: string; templates: Array<{ path: string; contents: string }>; required_params: string[];
+}
 export interface PackBundle {
   name: string;
   version: string;
@@ -46,6 +51,7 @@ export interface PackBundle {
   roles: RoleSpec[];
   attribs: AttribSpec[];
   profiles: ProfileSpec[];
+  bootenvs: BootenvSpec[];
   /** sha256 (hex) of the canonical JSON of everything else: see packDigest. */
   digest: string;
 }
@@ -154,6 +160,11 @@ const ATTRIB = record<AttribSpec>({
   secret: [bool, false],
 });
 const PROFILE = record<ProfileSpec>({ name: [name, REQUIRED], description: [str, ''], values: [object, {}] });
+const TEMPLATE = record<BootenvSpec['templates'][number]>({ path: [str, REQUIRED], contents: [str, REQUIRED] });
+const BOOTENV = record<BootenvSpec>({
+  name: [name, REQUIRED], description: [str, ''], netboot: [bool, true], kernel: [nullable(str), null],
+  initrds: [list(str), []], boot_params: [str, ''], templates: [list(TEMPLATE), []], required_params: [list(str), []],
+});
 const MANIFEST = record<PackContent>({
   name: [name, REQUIRED],
   version: [version, REQUIRED],
@@ -161,9 +172,10 @@ const MANIFEST = record<PackContent>({
   roles: [list(ROLE), []],
   attribs: [list(ATTRIB), []],
   profiles: [list(PROFILE), []],
+  bootenvs: [list(BOOTENV), []],
 });
 
-const KINDS = { roles: 'role', attribs: 'attrib', profiles: 'profile' } as const;
+const KINDS = { roles: 'role', attribs: 'attrib', profiles: 'profile', bootenvs: 'bootenv' } as const;
 type Kind = keyof typeof KINDS;
 
 // ---- Where each object came from, so later checks can name the file and key. ----
@@ -246,6 +258,11 @@ export async function readPack(dir: string, opts: { standalone?: boolean } = {})
   content.roles.push(...await readEach(root, 'roles', ROLE));
   content.attribs.push(...await readEach(root, 'attribs', ATTRIB));
   content.profiles.push(...await readEach(root, 'profiles', PROFILE));
+  content.bootenvs.push(...await readEach(root, 'bootenvs', BOOTENV));
+  for (const env of content.bootenvs) {
+    const o = ORIGIN.get(env)!;
+    env.templates = await resolveFiles(root, env.templates, { ...o, key: at(o.key, 'templates') }) as BootenvSpec['templates'];
+  }
   for (const role of content.roles) {
     const o = ORIGIN.get(role)!;
     role.jig_config = await resolveFiles(root, role.jig_config, { ...o, key: at(o.key, 'jig_config') }) as Plain;
@@ -358,8 +375,8 @@ export function validateReferences(bundle: PackContent, known: KnownNames): void
 
 /** sha256 hex of the canonical JSON (keys sorted) of a pack's content: unchanged pack, same digest. */
 export function packDigest(content: PackContent): string {
-  const { name: n, version: v, description, roles, attribs, profiles } = content;
-  return createHash('sha256').update(canonical({ name: n, version: v, description, roles, attribs, profiles })).digest('hex');
+  const { name: n, version: v, description, roles, attribs, profiles, bootenvs } = content;
+  return createHash('sha256').update(canonical({ name: n, version: v, description, roles, attribs, profiles, bootenvs })).digest('hex');
 }
 const canonical = (v: unknown): string => Array.isArray(v) ? `[${v.map(canonical).join(',')}]`
   : isPlain(v) ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`

@@ -15,6 +15,8 @@ export interface NodeInput {
   provider?: string; deployment?: Key; admin?: boolean; inventory?: Record<string, unknown>; hints?: Record<string, unknown>;
   /** The MAC addresses that identify the node on the network (DHCP, boot files). */
   macs?: string[];
+  /** Profiles by name, lowest precedence first. */
+  profiles?: string[];
 }
 
 /** SQL for a node's derived state (DESIGN.md §2): worst of its noderoles. */
@@ -39,6 +41,7 @@ export async function createNode(tx: Tx, body: NodeInput): Promise<NodeRow> {
       body.provider ?? 'metal', deployment.id, body.admin ?? false, body.inventory ?? {}, body.hints ?? {}]);
   const node = r.rows[0];
   if (body.macs) await setMacs(tx, node, body.macs);
+  if (body.profiles) await setProfiles(tx, node, body.profiles);
   await emit(tx, { type: 'node.created', object_kind: 'node', object_id: node.id, deployment_id: deployment.id, node_id: node.id, payload: { name } });
   // Discovery roles go on every newly managed node, bootstrap roles on the admin node; both run at once.
   const auto = await tx.query(
@@ -53,7 +56,7 @@ export async function createNode(tx: Tx, body: NodeInput): Promise<NodeRow> {
 
 export interface NodePatch {
   description?: string; alive?: boolean; available?: boolean; bootenv?: string; deployment?: Key;
-  inventory?: Record<string, unknown>; hints?: Record<string, unknown>; macs?: string[];
+  inventory?: Record<string, unknown>; hints?: Record<string, unknown>; macs?: string[]; profiles?: string[];
 }
 
 export async function updateNode(tx: Tx, key: Key, patch: NodePatch): Promise<NodeRow> {
@@ -68,6 +71,7 @@ export async function updateNode(tx: Tx, key: Key, patch: NodePatch): Promise<No
       patch.bootenv ?? before.bootenv, deploymentId, patch.inventory ?? before.inventory, patch.hints ?? before.hints]);
   const node = r.rows[0];
   if (patch.macs) await setMacs(tx, node, patch.macs);
+  if (patch.profiles) await setProfiles(tx, node, patch.profiles);
   const changed = Object.keys(patch).filter((k) => JSON.stringify((before as any)[k]) !== JSON.stringify((node as any)[k]));
   if (changed.length) {
     await emit(tx, { type: 'node.updated', object_kind: 'node', object_id: node.id, deployment_id: node.deployment_id, node_id: node.id, payload: { name: node.name, changed } });
@@ -139,4 +143,14 @@ export async function setMacs(tx: Tx, node: NodeRow, macs: string[]): Promise<vo
 async function checkBootenv(tx: Tx, name: string): Promise<void> {
   const r = await tx.query('SELECT 1 FROM bootenvs WHERE name = $1', [name]);
   if (!r.rowCount) throw new FulcrumError('not-found', `bootenv "${name}" does not exist; see GET /api/v1/bootenvs`, 'bootenv');
+}
+
+/** Replace the node's profiles (in order: later ones win); an unknown profile is a 404 naming it. */
+export async function setProfiles(tx: Tx, node: NodeRow, names: string[]): Promise<void> {
+  const found = await tx.query('SELECT id, name FROM profiles WHERE name = ANY($1)', [names]);
+  const ids = new Map(found.rows.map((r) => [r.name as string, r.id as number]));
+  names.forEach((n, i) => { if (!ids.has(n)) throw new FulcrumError('not-found', `profile "${n}" does not exist`, `profiles[${i}]`); });
+  await tx.query('DELETE FROM node_profiles WHERE node_id = $1', [node.id]);
+  await tx.query('INSERT INTO node_profiles (node_id, profile_id, position) SELECT $1, unnest($2::bigint[]), generate_subscripts($2::bigint[], 1)',
+    [node.id, names.map((n) => ids.get(n))]);
 }

@@ -20,6 +20,11 @@ const liquid = new Liquid({
   memoryLimit: 64e6,
 });
 
+/** Parse without rendering: the error message when `template` is not valid Liquid, else null. */
+export function templateError(template: string): string | null {
+  try { liquid.parse(template); return null; } catch (err) { return (err as Error).message.split('\n')[0]; }
+}
+
 export async function render(template: string, context: Record<string, unknown>): Promise<string> {
   return liquid.parseAndRender(template, context);
 }
