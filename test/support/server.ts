@@ -12,6 +12,20 @@ export const storeMode = (): StoreMode => (process.env.FULCRUM_TEST_STORE === 'e
 
 export interface ApiResponse { status: number; body: any; headers: Headers }
 
+/** One JSON request to a Fulcrum server (bounded at 30 s); the body parsed when it is JSON. */
+export async function httpJson(base: string, token: string, method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  const res = await fetch(base + p, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(30000),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
 export interface TestServer {
   server: RunningServer;
   url: string;
@@ -29,17 +43,7 @@ export async function startTestServer(opts: { mode?: StoreMode; databaseUrl?: st
   process.env.FULCRUM_ADMIN_PASSWORD = ADMIN_PASSWORD;
   const databaseUrl = mode === 'external' ? (opts.databaseUrl ?? await freshDatabaseUrl()) : undefined;
   const server = await startServer({ dataDir, listen: '127.0.0.1:0', databaseUrl, log: opts.log, annealer: opts.annealer });
-  const api = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> => {
-    const res = await fetch(server.url + p, {
-      method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-    return { status: res.status, body: parsed, headers: res.headers };
-  };
+  const api = (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => httpJson(server.url, token, method, p, body, headers);
   let token = '';
   const login = await api('POST', '/api/v1/login', { user: 'admin', password: ADMIN_PASSWORD });
   if (login.status !== 200) throw new Error(`test login failed: ${login.status} ${JSON.stringify(login.body)}`);
