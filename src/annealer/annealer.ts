@@ -7,10 +7,10 @@ import os from 'node:os';
 import type pg from 'pg';
 import type { Store, Tx } from '../store/db.js';
 import { CHANNEL, emit } from '../events/outbox.js';
-import { changeState } from '../model/noderoles.js';
+import { changeState, changeStates } from '../model/noderoles.js';
 import { pokeIfActive } from '../model/deployments.js';
 import { getPath, merge, sameValue, type Data } from '../model/data.js';
-import { buildRunInput } from './run-input.js';
+import { buildRunInput, type RunInput } from './run-input.js';
 import { jigFor, type JigResult } from './jigs.js';
 import { selectRunnable, retryDelaySeconds, type Candidate } from './select.js';
 
@@ -121,7 +121,7 @@ export class Annealer {
 
   /** One scheduling transaction: pick runnable noderoles and start them. Returns how many. */
   private async scheduleOnce(): Promise<number> {
-    const started: Array<{ job: number; jig: string }> = [];
+    const started: Array<{ job: number; input: RunInput }> = [];
     const count = await this.store.tx(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [SCHEDULE_LOCK]);
       const cap = Number((await tx.query(`SELECT value FROM settings WHERE key = 'annealer.cap'`)).rows[0]?.value ?? this.opts.cap);
@@ -129,22 +129,23 @@ export class Annealer {
       if (busy.length >= cap) return 0;
       // Rule 1, in SQL: TODO, deployment committed, node alive and available, every hard parent
       // ACTIVE, nothing else on the node in TRANSITION (nor, by default, in ERROR).
+      // Walks the (cohort, id) index of TODO noderoles and stops after enough rows, so a pass
+      // costs what it picks, not the size of the graph; one-per-node is selectRunnable's job.
       const candidates = (await tx.query<Candidate & { destructive: boolean; run_count: number }>(
-        `SELECT * FROM (
-           SELECT DISTINCT ON (nr.node_id) nr.id, nr.node_id, nr.cohort, nr.run_count, 'destructive' = ANY(ro.flags) AS destructive
-             FROM noderoles nr
-             JOIN roles ro ON ro.id = nr.role_id
-             JOIN deployments d ON d.id = nr.deployment_id AND d.state = 'committed'
-             JOIN nodes n ON n.id = nr.node_id AND n.alive AND n.available
-            WHERE nr.state = 'TODO'
-              AND NOT EXISTS (SELECT 1 FROM noderole_edges e JOIN noderoles p ON p.id = e.parent_id
-                               WHERE e.child_id = nr.id AND e.kind = 'hard' AND p.state <> 'ACTIVE')
-              AND NOT EXISTS (SELECT 1 FROM noderoles o WHERE o.node_id = nr.node_id
-                               AND (o.state = 'TRANSITION' OR ($1 AND o.state = 'ERROR')))
-            ORDER BY nr.node_id, nr.cohort, nr.id) c
-          ORDER BY cohort, id LIMIT $2`,
-        [this.opts.stallOnError, (cap - busy.length) * 2])).rows;
+        `SELECT nr.id, nr.node_id, nr.cohort, nr.run_count, 'destructive' = ANY(ro.flags) AS destructive
+           FROM noderoles nr
+           JOIN roles ro ON ro.id = nr.role_id
+           JOIN deployments d ON d.id = nr.deployment_id AND d.state = 'committed'
+           JOIN nodes n ON n.id = nr.node_id AND n.alive AND n.available
+          WHERE nr.state = 'TODO'
+            AND NOT EXISTS (SELECT 1 FROM noderole_edges e JOIN noderoles p ON p.id = e.parent_id
+                             WHERE e.child_id = nr.id AND e.kind = 'hard' AND p.state <> 'ACTIVE')
+            AND NOT EXISTS (SELECT 1 FROM noderoles o WHERE o.node_id = nr.node_id
+                             AND (o.state = 'TRANSITION' OR ($1 AND o.state = 'ERROR')))
+          ORDER BY nr.cohort, nr.id LIMIT $2`,
+        [this.opts.stallOnError, (cap - busy.length) * 8])).rows;
       const picked = selectRunnable(candidates, { cap, running: busy.length, busyNodes: new Set(busy) });
+      const starting: Array<{ id: number; input: RunInput }> = [];
       for (const c of picked) {
         const cand = candidates.find((x) => x.id === c.id)!;
         if (cand.destructive && cand.run_count > 0) {
@@ -156,22 +157,28 @@ export class Annealer {
           await changeState(tx, c.id, 'ACTIVE', 'skip', { detail: { skipped: 'destructive role already ran' } });
           continue;
         }
-        const input = await buildRunInput(tx, c.id);
-        const job = await tx.query(
+        starting.push({ id: c.id, input: await buildRunInput(tx, c.id) });
+      }
+      if (starting.length) {
+        // One statement for the jobs, one batch of state changes for the noderoles.
+        const jobs = await tx.query(
           `INSERT INTO jobs (noderole_id, node_id, deployment_id, role_id, jig, input, owner, deadline_at)
-           SELECT id, node_id, deployment_id, role_id, $2, $3, $4, now() + make_interval(secs => $5) FROM noderoles WHERE id = $1
-           RETURNING id`, [c.id, input.role.jig, input, this.replicaId, input.role.timeout_s]);
-        await changeState(tx, c.id, 'TRANSITION', 'start', { detail: { job: job.rows[0].id } });
-        started.push({ job: job.rows[0].id, jig: input.role.jig });
+           SELECT nr.id, nr.node_id, nr.deployment_id, nr.role_id, s.jig, s.input, $4, now() + make_interval(secs => s.timeout_s)
+             FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $5::int[]) AS s(id, jig, input, timeout_s) JOIN noderoles nr ON nr.id = s.id
+           RETURNING id, noderole_id`,
+          [starting.map((s) => s.id), starting.map((s) => s.input.role.jig), starting.map((s) => JSON.stringify(s.input)), this.replicaId, starting.map((s) => s.input.role.timeout_s)]);
+        const jobOf = new Map(jobs.rows.map((j) => [j.noderole_id as number, j.id as number]));
+        await changeStates(tx, starting.map((s) => ({ id: s.id, to: 'TRANSITION' as const, cause: 'start' as const, opts: { detail: { job: jobOf.get(s.id) } } })));
+        for (const s of starting) started.push({ job: jobOf.get(s.id)!, input: s.input });
       }
       return picked.length;
     });
-    for (const s of started) void this.execute(s.job);
+    for (const s of started) void this.execute(s.job, s.input);
     return count;
   }
 
-  private async execute(jobId: number): Promise<void> {
-    const { rows: [job] } = await this.store.query('SELECT id, jig, input FROM jobs WHERE id = $1', [jobId]);
+  private async execute(jobId: number, input: RunInput): Promise<void> {
+    const job = { jig: input.role.jig, input };
     const jig = jigFor(job.jig);
     const abort = new AbortController();
     this.inFlight.set(jobId, abort);

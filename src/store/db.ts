@@ -26,8 +26,10 @@ export class Store {
   readonly pool: pg.Pool;
   constructor(readonly url: string, max = 20) {
     this.pool = new pg.Pool({ connectionString: url, max, application_name: 'fulcrum' });
-    // A dropped idle connection (database restart) must not crash the server.
+    // A dropped connection (database restart) must not crash the server: idle clients report to the
+    // pool; a checked-out client's error surfaces in its pending query, and is otherwise dropped here.
     this.pool.on('error', () => undefined);
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /**
