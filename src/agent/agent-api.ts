@@ -17,6 +17,7 @@ import { finishJob } from '../annealer/annealer.js';
 import { changeState } from '../model/noderoles.js';
 import { setPath, type Data } from '../model/data.js';
 import { jobBundle, parseKeyValues } from './bundle.js';
+import { ensureSshKey } from './ssh-jig.js';
 
 const DISCOVERY_BOOTENVS = new Set(['discovery', 'unknown']);
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -26,7 +27,7 @@ const text = (reply: FastifyReply, status: number, lines: Record<string, unknown
 /** Registrations allowed per source address per minute. */
 const REGISTER_LIMIT = 60;
 
-export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: string) => void): void {
+export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: string) => void, dataDir: string): void {
   const recent = new Map<string, number[]>();
 
   const nodeOf = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -79,6 +80,10 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
   // The agent itself, for namespace nodes and installed systems (the discovery image carries it).
   app.get('/api/v1/agent/fulcrum-agent.sh', cfg, async (_req, reply) =>
     reply.type('text/x-shellscript').send(await fs.readFile(path.join(projectRoot, 'src', 'agent', 'fulcrum-agent.sh'))));
+
+  // The public key the ssh jig logs in with: install it on nodes that run no agent.
+  app.get('/api/v1/ssh-key', { config: { capability: 'nodes:read' }, schema: { hide: true } as any }, async (_req, reply) =>
+    reply.type('text/plain').send((await ensureSshKey(dataDir)).publicKey + '\n'));
 
   app.get('/api/v1/agent/whoami', cfg, async (req, reply) => {
     const node = await nodeOf(req, reply);

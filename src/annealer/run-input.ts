@@ -6,7 +6,7 @@ import { byMap, getPath, mergeLayers, type Data } from '../model/data.js';
 export interface RunInput {
   noderole: { id: number; uuid: string; run_count: number; failures: number };
   role: { name: string; jig: string; jig_config: Data; flags: string[]; timeout_s: number };
-  node: { id: number; uuid: string; name: string; bootenv: string; provider: string; admin: boolean };
+  node: { id: number; uuid: string; name: string; bootenv: string; provider: string; admin: boolean; hints: Data };
   deployment: { id: number; name: string };
   /** role template < deployment role < node profiles < node hints < wanted attribs < system data < user data */
   data: Data;
@@ -58,7 +58,7 @@ export async function buildRunInput(tx: Sql, noderoleId: number): Promise<RunInp
   return {
     noderole: { id: nr.id, uuid: nr.uuid, run_count: nr.run_count, failures: nr.failures },
     role: { name: nr.role_name, jig: nr.jig, jig_config: nr.jig_config, flags: nr.flags, timeout_s: nr.timeout_s },
-    node: { id: nr.node_id, uuid: nr.node_uuid, name: nr.node_name, bootenv: nr.bootenv, provider: nr.provider, admin: nr.admin },
+    node: { id: nr.node_id, uuid: nr.node_uuid, name: nr.node_name, bootenv: nr.bootenv, provider: nr.provider, admin: nr.admin, hints: nr.hints },
     deployment: { id: nr.deployment_id, name: nr.deployment_name },
     data,
     attribs: values,

@@ -27,7 +27,7 @@ declare module 'fastify' {
   interface FastifyContextConfig { capability?: string; public?: boolean }
 }
 
-export interface ApiDeps { store: Store; events: EventStream; ready: () => boolean; log?: (m: string) => void; bootTree?: FileTree }
+export interface ApiDeps { store: Store; events: EventStream; ready: () => boolean; log?: (m: string) => void; bootTree?: FileTree; dataDir: string }
 
 const etag = (kind: string, row: { id: unknown; version?: number }) => `"${kind}-${row.id}-${row.version ?? 0}"`;
 
@@ -93,7 +93,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES]) registerResource(app, store, r);
-  registerAgentApi(app, store, deps.log ?? (() => {}));
+  registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir);
 
   // Boot files are public: firmware cannot authenticate. Read-only; see provisioning/boot-tree.ts.
   app.route({

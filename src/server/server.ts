@@ -19,6 +19,8 @@ import { ensureBuiltinBootenvs } from '../provisioning/bootenvs.js';
 import { BootTree } from '../provisioning/boot-tree.js';
 import { DhcpServer, pingProbe } from '../dhcp/server.js';
 import { startRouterAdvertiser } from '../dhcp/router-advert.js';
+import { registerJig } from '../annealer/jigs.js';
+import { sshJig } from '../agent/ssh-jig.js';
 import { TftpServer } from '../tftp/server.js';
 import { tftpBytes, tftpSeconds, tftpTransfers, watchTftpDrops } from '../metrics.js';
 
@@ -76,6 +78,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   const replicaId = await replicaIdFor(opts.dataDir);
+  registerJig(sshJig(opts.dataDir, async () => new Map((await store.query('SELECT name, map FROM attribs')).rows.map((a) => [a.name, a.map]))));
   const events = new EventStream(store, log);
   await events.start();
   const annealer = new Annealer(store, replicaId, { ...opts.annealer, log });
@@ -113,7 +116,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await fs.mkdir(path.join(opts.dataDir, 'boot'), { recursive: true });
 
   let ready = false;
-  const app = await buildApi({ store, events, ready: () => ready, log, bootTree });
+  const app = await buildApi({ store, events, ready: () => ready, log, bootTree, dataDir: opts.dataDir });
   let address: string;
   let serverUrl: string;
   if (opts.listen.startsWith('unix:')) {
