@@ -82,14 +82,14 @@ if [ "$check_only" = 1 ] || [ "$(id -u)" != 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-APT_OPTS="-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+APT_OPTS="-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=600"
 
 updated=0
 apt_update() {
   if [ "$updated" = 0 ]; then
     updated=1
     echo "install-system-packages: apt-get update"
-    apt-get update -q || { echo "install-system-packages: apt-get update failed" >&2; exit 1; }
+    apt-get update -q -o DPkg::Lock::Timeout=600 || { echo "install-system-packages: apt-get update failed" >&2; exit 1; }
   fi
 }
 
