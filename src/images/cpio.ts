@@ -68,7 +68,8 @@ export function readCpio(buf: Buffer): Array<{ path: string; mode: number; size:
   let off = 0;
   for (;;) {
     if (buf.toString('ascii', off, off + 6) !== '070701') throw new Error(`cpio: bad magic at ${off}`);
-    const f = (i: number) => parseInt(buf.toString('ascii', off + 6 + i * 8, off + 14 + i * 8), 16);
+    const base = off;
+    const f = (i: number) => parseInt(buf.toString('ascii', base + 6 + i * 8, base + 14 + i * 8), 16);
     const nameSize = f(11), size = f(6);
     const name = buf.toString('utf8', off + 110, off + 110 + nameSize - 1);
     off += 110 + nameSize; off += pad4(off);

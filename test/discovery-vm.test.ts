@@ -1,0 +1,94 @@
+// The flagship discovery path, for real: a QEMU VM with a blank disk and QEMU's iPXE ROM boots
+// from the network through Fulcrum's DHCP, TFTP/HTTP → iPXE → the discovery kernel + initramfs that
+// the project built from Debian packages → the agent registers → the node appears with the VM's
+// MAC, memory, disk (rotational flag) and NIC → a script role bound to it runs and writes a wall
+// value → the node powers itself off on the job's request (exit bit 32). A second boot of the
+// same VM finds the same node. Times are printed.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import { withLab } from '../src/lab/lab.js';
+import { buildDiscoveryImage } from '../src/images/discovery.js';
+import { ensurePackages } from './support/packages.js';
+import { startServerIn } from './support/ns-server.js';
+import { startVm } from './support/vm.js';
+import { waitFor } from './support/server.js';
+
+before(async () => { await ensurePackages('net', 'vm'); });
+
+// The image cache outlives one run (a CI run builds once; later suites and runs reuse it).
+const CACHE = path.join(os.tmpdir(), 'fulcrum-image-cache');
+
+test('a VM PXE-boots into the discovery ramdisk, registers, runs a script role, and is found again on reboot', async () => {
+  await withLab(async (lab) => {
+    const srv = await lab.namespace('srv');
+    const lan = await lab.bridge('lan');
+    await lab.link(srv, lan, { ifaceA: 'eth0', addressA: '10.91.0.1/24' });
+    const server = await startServerIn(lab, srv, '10.91.0.1');
+    const api = server.api;
+    const image = await buildDiscoveryImage({ outDir: path.join(server.dataDir, 'boot', 'discovery'), cacheDir: CACHE });
+    assert.ok(image.agent, 'the agent is in the image');
+    process.stdout.write(`# discovery image: kernel ${(image.sizeBytes.kernel / 1e6).toFixed(1)} MB, initrd ${(image.sizeBytes.initrd / 1e6).toFixed(2)} MB, ${image.modules.length} modules${image.cached ? ' (cached)' : ''}\n`);
+    assert.equal((await api('POST', '/api/v1/subnets', { name: 'lan', cidr: '10.91.0.0/24', server_address: '10.91.0.1', pools: [{ first: '10.91.0.100', last: '10.91.0.200' }], probe: false })).status, 201);
+    assert.equal((await api('POST', '/api/v1/roles', { name: 'hello-vm', jig: 'script', jig_config: { scripts: {
+      '10-hello.sh': 'echo "hello from $(hostname) with $(grep -c ^processor /proc/cpuinfo) cpu"\nfulcrum-wall hello-vm-said "hi from $FULCRUM_NODE"\n',
+    } } })).status, 201);
+    assert.equal((await api('POST', '/api/v1/roles', { name: 'power-off', jig: 'script', requires: ['hello-vm'], jig_config: { scripts: { '10-off.sh': 'echo powering off\nexit 32\n' } } })).status, 201);
+    assert.equal((await api('POST', '/api/v1/attribs', { name: 'hello-vm-said', role: 'hello-vm', map: 'hello/said', schema: { type: 'string' } })).status, 201);
+
+    const disk = path.join(lab.makeDir('disk'), 'blank.raw');
+    fs.writeFileSync(disk, '');
+    fs.truncateSync(disk, 64 * 1024 * 1024); // a blank raw disk (sparse)
+    const mac = '52:54:00:d1:5c:01';
+    const uuid = '5ca1ab1e-0000-4000-8000-000000000001';
+    const t0 = Date.now();
+    const vm = await startVm(lab, lan, { name: 'disc', mac, uuid, memoryMb: 512, disk });
+    const node = await waitFor('the VM to register with its inventory', async () => {
+      const n = ((await api('GET', '/api/v1/nodes?provider=metal')).body as any[]).find((x) => x.macs.includes(mac));
+      return n?.inventory?.disks && n;
+    }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-4000)}`); });
+    const registeredS = (Date.now() - t0) / 1000;
+    assert.equal(node.alive, true);
+    assert.equal(node.inventory.dmi.uuid.toLowerCase(), uuid);
+    assert.ok(node.inventory.memory_kb > 400_000 && node.inventory.memory_kb < 600_000, `memory ${node.inventory.memory_kb} kB`);
+    const vda = node.inventory.disks.find((d: any) => d.name === 'vda');
+    assert.ok(vda, `the blank disk is in the inventory: ${JSON.stringify(node.inventory.disks)}`);
+    assert.equal(vda.size_bytes, 64 * 1024 * 1024);
+    assert.equal(typeof vda.rotational, 'boolean');
+    assert.equal(vda.kind, vda.rotational ? 'HDD' : 'SSD');
+    const nic = node.inventory.nics.find((x: any) => x.mac === mac);
+    assert.ok(nic, 'the NIC is in the inventory');
+    assert.equal(nic.driver, 'virtio_net');
+    assert.match(nic.pci_path, /\/devices\/pci/);
+
+    assert.equal((await api('POST', '/api/v1/deployments', { name: 'vm' })).status, 201);
+    assert.equal((await api('POST', '/api/v1/noderoles', { role: 'hello-vm', node: node.name, deployment: 'vm' })).status, 201);
+    assert.equal((await api('POST', '/api/v1/deployments/vm/commit')).status, 200);
+    const hello = await waitFor('hello-vm ACTIVE', async () => {
+      const nr = ((await api('GET', '/api/v1/noderoles?role=hello-vm')).body as any[])[0];
+      if (nr?.state === 'ERROR') throw new Error(`hello-vm failed: ${(await api('GET', `/api/v1/noderoles/${nr.id}`)).body.runlog}`);
+      return nr?.state === 'ACTIVE' && nr;
+    }, 60000, 250);
+    const activeS = (Date.now() - t0) / 1000;
+    assert.equal(hello.wall.hello.said, `hi from ${node.name}`);
+    process.stdout.write(`# VM start -> registered ${registeredS.toFixed(1)} s, -> script role ACTIVE ${activeS.toFixed(1)} s\n`);
+
+    // The job asks for power off (exit bit 32): QEMU (-no-reboot) exits when the guest powers off.
+    assert.equal((await api('POST', '/api/v1/noderoles', { role: 'power-off', node: node.name, deployment: 'vm' })).status, 201);
+    assert.equal((await api('POST', '/api/v1/deployments/vm/commit')).status, 200);
+    await waitFor('the VM to power off', async () => !vm.proc.running, 60000, 250);
+
+    // Second boot of the same VM: the same node, no duplicate.
+    const vm2 = await startVm(lab, lan, { name: 'disc', mac, uuid, memoryMb: 512, disk });
+    await waitFor('the second boot to register again', async () => {
+      const events = (await api('GET', '/api/v1/events?type=node.registered&limit=100')).body as any[];
+      return events.filter((e) => e.object_id === node.id).length >= 2;
+    }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm2.serial().slice(-3000)}`); });
+    const all = ((await api('GET', '/api/v1/nodes?provider=metal')).body as any[]).filter((x) => x.macs.includes(mac));
+    assert.equal(all.length, 1, 'no duplicate node');
+    await vm2.stop();
+    await server.stop();
+  });
+});
