@@ -146,6 +146,18 @@ export function buildProgram(): Command {
     .option('--no-dhcp', 'with --boot-address: do not serve DHCP (TFTP and HTTP only)')
     .action(async (opts: { dataDir: string; listen: string; bootAddress?: string; bootPort: string; dhcp: boolean }) => runServer(opts));
 
+  program.command('image')
+    .description('boot images Fulcrum builds itself')
+    .command('build')
+    .description('build an image: discovery (kernel + initramfs with the agent, from Debian packages)')
+    .allowUnknownOption(true)
+    .helpOption(false)
+    .argument('[args...]', 'discovery [--out DIR] [--cache DIR] [--data-dir DIR] [--module NAME]... [--no-agent] [--force] [--json]')
+    .action(async (args: string[]) => {
+      const { runImageBuild } = await import('../images/discovery.js');
+      process.exitCode = await runImageBuild(args);
+    });
+
   program.command('login')
     .description('log in and save the endpoint and token in the config file')
     .option('--user <name>', 'user name', 'admin')
