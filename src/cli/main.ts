@@ -144,7 +144,8 @@ export function buildProgram(): Command {
     .option('--boot-address <ip>', 'serve DHCP, TFTP and HTTP boot on this address of the machine')
     .option('--boot-port <port>', 'HTTP boot port on the boot address', '8091')
     .option('--no-dhcp', 'with --boot-address: do not serve DHCP (TFTP and HTTP only)')
-    .action(async (opts: { dataDir: string; listen: string; bootAddress?: string; bootPort: string; dhcp: boolean }) => runServer(opts));
+    .option('--sample-content', 'import the content packs shipped with Fulcrum (content/) at start')
+    .action(async (opts: { dataDir: string; listen: string; bootAddress?: string; bootPort: string; dhcp: boolean; sampleContent?: boolean }) => runServer(opts));
 
   program.command('image')
     .description('boot images Fulcrum builds itself')

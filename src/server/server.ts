@@ -14,6 +14,9 @@ import { EventStream, consume } from '../events/stream.js';
 import { dispatchHooks } from '../events/hooks.js';
 import { deliverDue, enqueueDeliveries } from '../events/webhooks.js';
 import { buildApi } from '../api/app.js';
+import { projectRoot } from '../paths.js';
+import { readPack } from '../content/pack.js';
+import { importPack } from '../content/import.js';
 import http from 'node:http';
 import { ensureBuiltinBootenvs } from '../provisioning/bootenvs.js';
 import { BootTree } from '../provisioning/boot-tree.js';
@@ -30,6 +33,8 @@ export interface ServerOptions {
   databaseUrl?: string;
   log?: (msg: string) => void;
   annealer?: Omit<AnnealerOptions, 'log'>;
+  /** Import the content packs shipped in <project>/content at start (the README's quick start). */
+  sampleContent?: boolean;
   /** Serve the provisioning plane (DHCP, TFTP, HTTP boot) on this address of the machine. */
   boot?: { address: string; httpPort: number; dhcp?: boolean; tftpPort?: number; ipxeRoots?: string[]; probe?: boolean };
 }
@@ -41,6 +46,21 @@ export interface RunningServer {
   events: EventStream;
   replicaId: string;
   close(): Promise<void>;
+}
+
+/**
+ * The content packs shipped in <project>/content, imported at start with --sample-content: the
+ * sample content of the quick start (the test pack binds a discovery role to every new node, so a
+ * production server does not load it unasked). Idempotent (an unchanged pack is skipped by its digest); upgrades keep bindings.
+ */
+async function importBuiltinContent(store: Store, log: (m: string) => void): Promise<void> {
+  const root = path.join(projectRoot, 'content');
+  const dirs = await fs.readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const d of dirs.filter((x) => x.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+    const pack = await readPack(path.join(root, d.name));
+    const r = await store.tx((tx) => importPack(tx, pack));
+    if (r.changed) log(`imported content pack ${r.name} ${r.version} (${r.roles} roles, ${r.bootenvs} bootenvs)`);
+  }
 }
 
 /** A replica keeps its id across restarts (in its data dir), so it can recover its own runs at once. */
@@ -70,6 +90,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (applied.length) log(`applied migrations: ${applied.join(', ')}`);
   await store.tx((tx) => ensureSystemDeployment(tx));
   await ensureBuiltinBootenvs(store);
+  if (opts.sampleContent) await importBuiltinContent(store, log);
   const admin = await ensureAdmin(store);
   if (admin.created) {
     log(admin.password
