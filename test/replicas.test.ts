@@ -12,7 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../src/paths.js';
 import { freshDatabaseUrl, stopOwnCluster } from './support/db.js';
-import { httpJson, waitFor } from './support/server.js';
+import { countBy, httpJson, waitFor, within } from './support/server.js';
 
 const NODES = 200;
 const ADMIN_PASSWORD = 'replicas-test-password';
@@ -213,19 +213,3 @@ test(`two replicas on one PostgreSQL converge ${NODES} nodes × ${ROLES.length} 
     assert.equal(code, 0, `${r.name} exits 0 on SIGTERM:\n${r.output.join('').slice(-2000)}`);
   }
 });
-
-/** `p`, or `fallback` after `ms` (the timer is cleared either way, so it never holds the process). */
-async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<F>((r) => { timer = setTimeout(() => r(fallback), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function countBy<T>(xs: T[], key: (x: T) => string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const x of xs) out[key(x)] = (out[key(x)] ?? 0) + 1;
-  return out;
-}
