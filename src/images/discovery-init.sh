@@ -9,8 +9,8 @@
 #   fulcrum.mac=MAC        the NIC the machine booted from (its default route is preferred)
 #   fulcrum.debug          on failure, a shell on the console instead of silent retries
 #   fulcrum.modules=a,b    load these modules too (they must be in the image)
-#   fulcrum.link_timeout=S wait up to S seconds for link on every NIC (default 10)
-#   fulcrum.dhcp_timeout=S wait up to S seconds for a first lease (default 30)
+#   fulcrum.link_timeout=S DHCP starts on each NIC when its link comes up, for up to S s (default 10)
+#   fulcrum.dhcp_timeout=S then wait up to S more seconds for a first lease (default 30)
 #   fulcrum.test=poweroff  after modules and DHCP: print FULCRUM-TEST lines and power off
 IMAGE_ID='@@IMAGE_ID@@'
 IMAGE_KERNEL='@@KERNEL_RELEASE@@'
@@ -33,7 +33,8 @@ for c in $(cat /sys/class/tty/console/active 2>/dev/null); do
   [ -c "/dev/$c" ] && CONSOLES="$CONSOLES /dev/$c"
 done
 [ -n "$CONSOLES" ] || CONSOLES=/dev/console
-say() { echo "fulcrum-init: $*" | tee -a "$LOG" $CONSOLES >/dev/null 2>&1; }
+# fulcrum-init[<seconds since boot>]: message
+say() { echo "fulcrum-init[$(cut -d' ' -f1 /proc/uptime)]: $*" | tee -a "$LOG" $CONSOLES >/dev/null 2>&1; }
 # A line for every console without the prefix (test markers, agent output).
 emit() { echo "$*" | tee -a "$LOG" $CONSOLES >/dev/null 2>&1; }
 
@@ -55,7 +56,7 @@ case "$LINK_TIMEOUT" in ''|*[!0-9]*) LINK_TIMEOUT=10 ;; esac
 case "$DHCP_TIMEOUT" in ''|*[!0-9]*) DHCP_TIMEOUT=30 ;; esac
 
 KREL=$(uname -r)
-say "Fulcrum discovery image $IMAGE_ID (kernel $KREL) up $(cut -d' ' -f1 /proc/uptime)s after boot"
+say "Fulcrum discovery image $IMAGE_ID (kernel $KREL)"
 [ "$KREL" = "$IMAGE_KERNEL" ] || say "warning: this initrd was built for kernel $IMAGE_KERNEL, not $KREL: no modules will load"
 hostname fulcrum-discovery
 
@@ -80,7 +81,7 @@ load_modules() {
     before=$now
     usleep 100000
   done
-  say "modules: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+  [ "${1:-}" = quiet ] || say "modules: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 }
 
 # Physical Ethernet NICs (type 1 with a device behind it).
@@ -94,40 +95,69 @@ nics() {
 carrier() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
 driver_of() { [ -e "$1/driver" ] && basename "$(readlink "$1/driver")"; }
 
-# Link up on every NIC, wait for carrier (all, or LINK_TIMEOUT), then one udhcpc per NIC with link.
-# udhcpc keeps running: it retries until it gets a lease, then renews it.
+running() { pid=$(cat "/run/net/$1.pid" 2>/dev/null); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+# One udhcpc per NIC, started as soon as the NIC has link; it keeps running: it retries until it
+# gets a lease, then renews it. The boot NIC (fulcrum.mac) gets the preferred default route.
+dhcp_on() {
+  n=$1
+  mac=$(cat "/sys/class/net/$n/address")
+  ifindex=$(cat "/sys/class/net/$n/ifindex" 2>/dev/null)
+  metric=$((200 + ${ifindex:-0}))
+  [ "$mac" = "$BOOT_MAC" ] && metric=10
+  IF_METRIC=$metric udhcpc -f -i "$n" -s /usr/share/udhcpc/default.script -t 4 -T 2 -A 5 \
+    -V fulcrum-discovery >> "/run/net/$n.log" 2>&1 &
+  echo $! > "/run/net/$n.pid"
+  say "$n ($mac, $(driver_of "/sys/class/net/$n/device")): link up, DHCP started"
+}
+
+# Link up on every NIC; DHCP on each as its link comes, until all have it or LINK_TIMEOUT passed.
 start_dhcp() {
   for n in $(nics); do ip link set dev "$n" up 2>/dev/null; done
   t=0
-  while [ $t -lt $((LINK_TIMEOUT * 10)) ]; do
-    all=1
-    for n in $(nics); do carrier "$n" || all=0; done
-    [ $all = 1 ] && break
+  while :; do
+    pending=""
+    for n in $(nics); do
+      running "$n" && continue
+      if carrier "$n"; then dhcp_on "$n"; else pending="$pending $n"; fi
+    done
+    [ -z "$pending" ] && return 0
+    if [ $t -ge $((LINK_TIMEOUT * 10)) ]; then
+      say "no link after ${LINK_TIMEOUT}s on:$pending"
+      return 0
+    fi
     usleep 100000
     t=$((t + 1))
-  done
-  for n in $(nics); do
-    mac=$(cat "/sys/class/net/$n/address")
-    if ! carrier "$n"; then say "$n ($mac, $(driver_of "/sys/class/net/$n/device")): no link"; continue; fi
-    pid=$(cat "/run/net/$n.pid" 2>/dev/null)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && continue
-    metric=$((200 + $(cat "/sys/class/net/$n/ifindex")))
-    [ "$mac" = "$BOOT_MAC" ] && metric=10
-    IF_METRIC=$metric udhcpc -f -i "$n" -s /usr/share/udhcpc/default.script -t 4 -T 2 -A 5 \
-      -V fulcrum-discovery >> "/run/net/$n.log" 2>&1 &
-    echo $! > "/run/net/$n.pid"
-    say "$n ($mac, $(driver_of "/sys/class/net/$n/device")): link up, DHCP started"
   done
 }
 
+boot_nic() {
+  [ -n "$BOOT_MAC" ] || return 1
+  for n in $(nics); do [ "$(cat "/sys/class/net/$n/address")" = "$BOOT_MAC" ] && { echo "$n"; return 0; }; done
+  return 1
+}
+
+# A lease on the boot NIC (fulcrum.mac: it reached Fulcrum to boot), else on any NIC.
 wait_lease() {
+  bn=$(boot_nic)
   t=0
-  while [ $t -lt $((DHCP_TIMEOUT * 10)) ]; do
-    for f in /run/net/*.ip; do [ -s "$f" ] && return 0; done
+  while [ $t -lt $(((LINK_TIMEOUT + DHCP_TIMEOUT) * 10)) ]; do
+    if [ -n "$bn" ]; then
+      [ -s "/run/net/$bn.ip" ] && return 0
+    else
+      for f in /run/net/*.ip; do [ -s "$f" ] && return 0; done
+    fi
     usleep 100000
     t=$((t + 1))
   done
+  for f in /run/net/*.ip; do [ -s "$f" ] && { say "no lease on the boot NIC $bn; going on with the others"; return 0; }; done
   return 1
+}
+
+links() {
+  for n in $(nics); do
+    if carrier "$n"; then echo "$n:link"; else echo "$n:no-link"; fi
+  done | tr '\n' ' '
 }
 
 addresses() {
@@ -135,12 +165,25 @@ addresses() {
 }
 
 BACKOFF=5
+# A shell on every active console (serial for a BMC's serial-over-LAN, tty0 for its KVM); the
+# first one to exit ends the others, and the caller goes on (retries).
 debug_shell() {
-  say "fulcrum.debug: shell on the console; log in /run/fulcrum-init.log and /run/net/; exit the shell to retry"
-  setsid cttyhack sh -l
+  say "fulcrum.debug: a shell on$CONSOLES; logs in /run/fulcrum-init.log, /run/net/; exit the shell to retry"
+  pids=""
+  for c in $CONSOLES; do
+    setsid sh -c "exec sh -l <>$c >&0 2>&1" &
+    pids="$pids $!"
+  done
+  while :; do
+    for p in $pids; do kill -0 "$p" 2>/dev/null || break 2; done
+    sleep 1
+  done
+  kill -HUP $pids 2>/dev/null
 }
 fail() {
   say "$*"
+  # Devices that showed up late (USB keyboards and NICs, slow controllers) get their drivers now.
+  load_modules quiet
   if [ "$DEBUG" = 1 ]; then
     debug_shell
   else
@@ -160,10 +203,12 @@ test_report() {
   done
   disks=""
   for b in /sys/block/*; do
+    [ -e "$b/size" ] || continue
     d=${b##*/}
     case "$d" in loop*|ram*|zram*|dm-*|sr*|nbd*) continue ;; esac
     disks="$disks $d"
-    emit "FULCRUM-TEST disk $d size_bytes=$(( $(cat "$b/size") * 512 )) rotational=$(cat "$b/queue/rotational") removable=$(cat "$b/removable") driver=$(driver_of "$b/device")"
+    sectors=$(cat "$b/size" 2>/dev/null)
+    emit "FULCRUM-TEST disk $d size_bytes=$(( ${sectors:-0} * 512 )) rotational=$(cat "$b/queue/rotational") removable=$(cat "$b/removable") driver=$(driver_of "$b/device")"
   done
   api=unset
   if [ -n "$API" ]; then
@@ -192,36 +237,50 @@ run_agent() {
   return "$(cat /run/agent.rc 2>/dev/null || echo 1)"
 }
 
-load_modules
+main() {
+  load_modules
+  while :; do
+    if [ -z "$(nics)" ]; then
+      fail "no network interface found (no driver in this image for the NICs, or no NIC); PCI devices: $(cat /sys/bus/pci/devices/*/modalias 2>/dev/null | cut -c1-22 | sort -u | tr '\n' ' ')"
+      continue
+    fi
+    # In the background: a NIC whose link comes late still gets DHCP while the agent starts.
+    [ -n "${linker:-}" ] && wait "$linker" 2>/dev/null
+    start_dhcp &
+    linker=$!
+    if ! wait_lease; then
+      wait "$linker"
+      fail "no DHCP lease on any NIC (NICs: $(links); see /run/net/*.log)"
+      continue
+    fi
+    say "network: $(addresses)"
+    if [ "$TEST" = poweroff ]; then
+      test_report
+      say "fulcrum.test=poweroff: powering off"
+      sync
+      poweroff -f
+      sleep 60
+    fi
+    if [ -z "$API" ]; then
+      fail "no fulcrum.api=URL on the kernel command line: nothing to register with"
+      continue
+    fi
+    run_agent
+    rc=$?
+    if [ $rc = 0 ]; then
+      say "the agent stopped as asked; idle"
+      [ "$DEBUG" = 1 ] && debug_shell
+      while :; do sleep 3600; done
+    fi
+    fail "the agent exited with status $rc"
+  done
+}
+
+# PID 1 must never exit (the kernel panics): main runs in a subshell, so that even a shell error
+# in it (ash exits on some) only ends the subshell, and PID 1 starts it again.
 while :; do
-  if [ -z "$(nics)" ]; then
-    fail "no network interface found (no driver in this image for the NICs, or no NIC); PCI devices: $(cat /sys/bus/pci/devices/*/modalias 2>/dev/null | cut -c1-22 | sort -u | tr '\n' ' ')"
-    load_modules
-    continue
-  fi
-  start_dhcp
-  if ! wait_lease; then
-    fail "no DHCP lease on any NIC after ${DHCP_TIMEOUT}s (NICs: $(nics | tr '\n' ' '); see /run/net/*.log)"
-    continue
-  fi
-  say "network: $(addresses)"
-  if [ "$TEST" = poweroff ]; then
-    test_report
-    say "fulcrum.test=poweroff: powering off"
-    sync
-    poweroff -f
-    sleep 60
-  fi
-  if [ -z "$API" ]; then
-    fail "no fulcrum.api=URL on the kernel command line: nothing to register with"
-    continue
-  fi
-  run_agent
-  rc=$?
-  if [ $rc = 0 ]; then
-    say "the agent stopped as asked; idle"
-    [ "$DEBUG" = 1 ] && debug_shell
-    while :; do sleep 3600; done
-  fi
-  fail "the agent exited with status $rc"
+  ( main )
+  say "the main loop ended (status $?); starting it again in 10s"
+  [ "$DEBUG" = 1 ] && debug_shell
+  sleep 10
 done
