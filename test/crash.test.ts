@@ -21,7 +21,8 @@ const run = promisify(execFile);
 const NODES = 100;
 const ADMIN_PASSWORD = 'crash-test-password';
 /** Simulated work per role (ms), set as deployment-role data so runs overlap the kill. */
-const DELAYS: Record<string, number> = { 'test-implicit': 80, 'test-base': 120, 'test-consumer': 250, 'test-destructive': 400 };
+// Long enough that runs seen in flight are still in flight when the kill lands, even under load.
+const DELAYS: Record<string, number> = { 'test-implicit': 80, 'test-base': 120, 'test-consumer': 700, 'test-destructive': 1500 };
 
 interface Server { proc: ChildProcess; url: string; output: string[]; exited: Promise<number | null>; token?: string }
 
