@@ -6,6 +6,9 @@
 //     requests; p50 and p99. Target p99 < 100 ms.
 // Options (environment): BENCH_CAP (annealer cap for the throughput run, default 100),
 // BENCH_NODES (default 1000), BENCH_READ_NODES (default 10000), BENCH_REQUESTS (default 500).
+// Then the provisioning plane (bench/provisioning.ts: DHCP, TFTP, HTTP boot against Kea, dnsmasq,
+// tftpd-hpa and nginx; needs root). One part only: `npm run bench -- --only annealer|provisioning`
+// or BENCH_ONLY=annealer|provisioning.
 // Results are documented in docs/performance.md.
 import fs from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
@@ -14,6 +17,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { startServer, type RunningServer } from '../src/server/server.js';
+import { runProvisioningBench } from './provisioning.js';
+import { labPrerequisitesMissing } from '../src/lab/lab.js';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const READ_NODES = Number(process.env.BENCH_READ_NODES ?? 10000);
@@ -208,7 +213,28 @@ process.once('SIGINT', () => {
   void (server?.close() ?? Promise.resolve()).finally(() => process.exit(130));
 });
 
-main().then(() => process.exit(0), (err) => {
+function onlyPart(): 'annealer' | 'provisioning' | undefined {
+  const i = process.argv.indexOf('--only');
+  const v = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? process.env.BENCH_ONLY;
+  if (v === undefined || v === '' || v === 'all') return undefined;
+  if (v !== 'annealer' && v !== 'provisioning') throw new Error(`--only takes annealer or provisioning, not '${v}'`);
+  return v;
+}
+
+async function all(): Promise<void> {
+  const only = onlyPart();
+  if (only !== 'provisioning') await main();
+  if (only === 'annealer') return;
+  const missing = labPrerequisitesMissing();
+  if (missing && only === undefined) {
+    log(`skipping the provisioning bench: ${missing} (run as root, or --only annealer)`);
+    return;
+  }
+  const report = await runProvisioningBench();
+  console.log(report.text);
+}
+
+all().then(() => process.exit(0), (err) => {
   console.error(`bench failed: ${(err as Error).stack ?? err}`);
   process.exit(1);
 });
