@@ -201,7 +201,7 @@ function parsePerfdhcp(out: string): Omit<PerfResult, 'requested' | 'seconds' | 
 let allServerPids: () => Promise<number[]> = async () => [];
 
 /**
- * Wait (at most 15 s) until the servers together use under 5 % of a core over 300 ms: a run must
+ * Wait (at most 15 s) until the servers together use under 3 % of a core over 300 ms: a run must
  * not share CPU 1 with work left over from the previous one (Fulcrum's event consumers catching up).
  */
 async function quiesce(): Promise<void> {
@@ -211,19 +211,23 @@ async function quiesce(): Promise<void> {
     const a = cpuSnapshot(pids);
     await sleep(300);
     const used = total(cpuDelta(a, cpuSnapshot(pids)));
-    if (used < 0.015) return;
+    if (used < 0.009) return;
     if (Date.now() > end) { log(`  (servers still busy: ${f(used / 0.3 * 100, 0)} % of a core; measuring anyway)`); return; }
   }
 }
 
-/** CPU seconds per second that `t` uses when idle (timers, background loops), over 3 s. */
+/** CPU seconds per second that `t` uses when idle (timers, background loops): median of five 1-s windows. */
 async function idleRate(t: DhcpTarget): Promise<number> {
   await quiesce();
-  const pids = await t.cpuPids();
-  const a = cpuSnapshot(pids);
-  const t0 = performance.now();
-  await sleep(3000);
-  return total(cpuDelta(a, cpuSnapshot(await t.cpuPids()))) / ((performance.now() - t0) / 1000);
+  const rates: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const pids = await t.cpuPids();
+    const a = cpuSnapshot(pids);
+    const t0 = performance.now();
+    await sleep(1000);
+    rates.push(total(cpuDelta(a, cpuSnapshot(await t.cpuPids()))) / ((performance.now() - t0) / 1000));
+  }
+  return median(rates);
 }
 
 async function perfdhcp(gen: Namespace, t: DhcpTarget, rate: number, seconds: number): Promise<PerfResult> {
