@@ -2,8 +2,10 @@
 // from the network through Fulcrum's DHCP, TFTP/HTTP → iPXE → the discovery kernel + initramfs that
 // the project built from Debian packages → the agent registers → the node appears with the VM's
 // MAC, memory, disk (rotational flag) and NIC → a script role bound to it runs and writes a wall
-// value → the node powers itself off on the job's request (exit bit 32). A second boot of the
-// same VM finds the same node. Times are printed.
+// value → the node is powered off through Fulcrum's IPMI driver, whose BMC is OpenIPMI's ipmi_sim
+// with the VM as its chassis → powered on again (next boot PXE) through the API, the same node is
+// found (no duplicate) → a job asks for power off (exit bit 32) and the BMC sees it off. Times are
+// printed.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
@@ -13,7 +15,10 @@ import { withLab } from '../src/lab/lab.js';
 import { buildDiscoveryImage } from '../src/images/discovery.js';
 import { ensurePackages } from './support/packages.js';
 import { startServerIn } from './support/ns-server.js';
-import { startVm } from './support/vm.js';
+import { vmCommand } from './support/vm.js';
+import { IpmiDriver } from '../src/power/ipmi.js';
+import { startIpmiSim } from '../src/power/ipmi-sim.js';
+import { verifiedPower } from '../src/power/verified.js';
 import { waitFor } from './support/server.js';
 
 before(async () => { await ensurePackages('net', 'vm'); });
@@ -21,7 +26,7 @@ before(async () => { await ensurePackages('net', 'vm'); });
 // The image cache outlives one run (a CI run builds once; later suites and runs reuse it).
 const CACHE = path.join(os.tmpdir(), 'fulcrum-image-cache');
 
-test('a VM PXE-boots into the discovery ramdisk, registers, runs a script role, and is found again on reboot', async () => {
+test('a VM powered on by IPMI PXE-boots into the discovery ramdisk, registers, runs a script role, is powered off and on through the API, and is found again', async () => {
   await withLab(async (lab) => {
     const srv = await lab.namespace('srv');
     const lan = await lab.bridge('lan');
@@ -43,12 +48,19 @@ test('a VM PXE-boots into the discovery ramdisk, registers, runs a script role, 
     fs.truncateSync(disk, 64 * 1024 * 1024); // a blank raw disk (sparse)
     const mac = '52:54:00:d1:5c:01';
     const uuid = '5ca1ab1e-0000-4000-8000-000000000001';
+    // The BMC: ipmi_sim in the server's namespace; its chassis is the VM (started in the bridge's
+    // namespace, where its tap is).
+    const vm = await vmCommand(lab, lan, { name: 'disc', mac, uuid, memoryMb: 512, disk });
+    const bmc = { driver: 'ipmi', address: '10.91.0.1', username: 'fulcrum', password: 'Bmc-Pa55-for-disc' };
+    const sim = startIpmiSim(srv, { address: bmc.address, username: bmc.username, password: bmc.password, dir: lab.makeDir('bmc'), launch: ['ip', 'netns', 'exec', vm.ns.name, ...vm.argv] });
+    const operator = verifiedPower(new IpmiDriver({ ...bmc, commandPrefix: ['ip', 'netns', 'exec', srv.name] }), { attempts: 10, initialDelayMs: 200, maxDelayMs: 1000, verifyTimeoutMs: 10_000, pollIntervalMs: 200 });
+    await operator.nextBoot('pxe');
     const t0 = Date.now();
-    const vm = await startVm(lab, lan, { name: 'disc', mac, uuid, memoryMb: 512, disk });
+    await operator.on();
     const node = await waitFor('the VM to register with its inventory', async () => {
       const n = ((await api('GET', '/api/v1/nodes?provider=metal')).body as any[]).find((x) => x.macs.includes(mac));
       return n?.inventory?.disks && n;
-    }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-4000)}`); });
+    }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-4000)}\nchassis: ${sim.calls().join('; ')}`); });
     const registeredS = (Date.now() - t0) / 1000;
     assert.equal(node.alive, true);
     assert.equal(node.inventory.dmi.uuid.toLowerCase(), uuid);
@@ -75,20 +87,43 @@ test('a VM PXE-boots into the discovery ramdisk, registers, runs a script role, 
     assert.equal(hello.wall.hello.said, `hi from ${node.name}`);
     process.stdout.write(`# VM start -> registered ${registeredS.toFixed(1)} s, -> script role ACTIVE ${activeS.toFixed(1)} s\n`);
 
-    // The job asks for power off (exit bit 32): QEMU (-no-reboot) exits when the guest powers off.
-    assert.equal((await api('POST', '/api/v1/noderoles', { role: 'power-off', node: node.name, deployment: 'vm' })).status, 201);
-    assert.equal((await api('POST', '/api/v1/deployments/vm/commit')).status, 200);
-    await waitFor('the VM to power off', async () => !vm.proc.running, 60000, 250);
+    // Power settings on the node; the password is sealed and never shown.
+    const set = await api('PUT', `/api/v1/nodes/${node.name}/power`, bmc);
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.equal(set.body.password, '***');
+    assert.ok(!JSON.stringify((await api('GET', `/api/v1/nodes/${node.name}/power`)).body).includes(bmc.password));
+    const power = async (action: string) => {
+      const r = await api('POST', `/api/v1/nodes/${node.name}/power/actions`, { action });
+      assert.equal(r.status, 200, `power ${action}: ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+    assert.equal((await power('status')).state, 'on');
+    const off = await power('off');
+    assert.equal(off.state, 'off');
+    assert.equal(sim.qemuPid(), undefined, 'the VM process is gone');
+    process.stdout.write(`# power off through the API and ipmi_sim confirmed in ${off.elapsed_ms} ms\n`);
 
-    // Second boot of the same VM: the same node, no duplicate.
-    const vm2 = await startVm(lab, lan, { name: 'disc', mac, uuid, memoryMb: 512, disk });
+    // Next boot PXE, power on through the API: the same node registers again, no duplicate.
+    await power('pxe');
+    assert.equal((await power('on')).state, 'on');
     await waitFor('the second boot to register again', async () => {
       const events = (await api('GET', '/api/v1/events?type=node.registered&limit=100')).body as any[];
       return events.filter((e) => e.object_id === node.id).length >= 2;
-    }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm2.serial().slice(-3000)}`); });
+    }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-3000)}`); });
     const all = ((await api('GET', '/api/v1/nodes?provider=metal')).body as any[]).filter((x) => x.macs.includes(mac));
     assert.equal(all.length, 1, 'no duplicate node');
-    await vm2.stop();
+
+    // The job asks for power off (exit bit 32): the guest powers off, QEMU exits, the BMC says off.
+    assert.equal((await api('POST', '/api/v1/noderoles', { role: 'power-off', node: node.name, deployment: 'vm' })).status, 201);
+    assert.equal((await api('POST', '/api/v1/deployments/vm/commit')).status, 200);
+    await waitFor('the VM to power itself off', async () => sim.qemuPid() === undefined, 60000, 250).catch(async (e) => {
+      const nrs = ((await api('GET', `/api/v1/noderoles?node=${node.name}`)).body as any[]).map((x) => `${x.role}:${x.state}`);
+      throw new Error(`${e.message}\nnoderoles: ${nrs.join(', ')}\nchassis: ${sim.calls().slice(-5).join('; ')}\nserial:\n${vm.serial().slice(-3000)}`);
+    });
+    assert.equal((await power('status')).state, 'off');
+    const powerEvents = ((await api('GET', `/api/v1/events?type=node.power&limit=100`)).body as any[]).filter((e) => e.object_id === node.id && e.type === 'node.power');
+    assert.deepEqual(powerEvents.map((e) => e.payload.action), ['status', 'off', 'pxe', 'on', 'status']);
+    assert.ok(!JSON.stringify(powerEvents).includes(bmc.password), 'no password in events');
     await server.stop();
   });
 });

@@ -18,6 +18,7 @@ import { PROVISIONING_RESOURCES } from './provisioning-resources.js';
 import { serveBoot } from '../provisioning/http-boot.js';
 import type { FileTree } from '../provisioning/tree.js';
 import { registry } from '../metrics.js';
+import { registerPowerApi } from '../power/api.js';
 import { registerAgentApi } from '../agent/agent-api.js';
 import { mergePatch } from './merge-patch.js';
 import * as S from './schemas.js';
@@ -94,6 +95,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES]) registerResource(app, store, r);
   registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir);
+  registerPowerApi(app, store, deps.dataDir);
 
   // Boot files are public: firmware cannot authenticate. Read-only; see provisioning/boot-tree.ts.
   app.route({

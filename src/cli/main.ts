@@ -212,6 +212,46 @@ export function buildProgram(): Command {
       out(render(res.body ?? { noderole, action: 'retry' }, format, 'noderoles'));
     });
 
+  const power = program.command('power').description('node power through its BMC or VM driver (docs/power.md)');
+  power.command('set')
+    .description('set a node\'s power settings (driver ipmi, redfish or vm); the password is sealed and never shown again')
+    .argument('<node>', 'node name, id or uuid')
+    .option('-f, --file <file>', 'JSON or YAML file holding the settings ("-" reads standard input)')
+    .option('--set <key=value>', 'set a field, e.g. --set driver=ipmi --set address=10.0.0.5 (repeatable)', collect, [])
+    .option('--password-env <var>', 'take the password from this environment variable (keeps it out of shell history)')
+    .action(async (node: string, opts: { file?: string; set: string[]; passwordEnv?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const body = await readBody(opts);
+      if (opts.passwordEnv) {
+        const pw = process.env[opts.passwordEnv];
+        if (!pw) throw new CliError(`--password-env: environment variable ${opts.passwordEnv} is not set or empty`);
+        body.password = pw;
+      }
+      const res = await client.request('PUT', `/api/v1/nodes/${seg(node)}/power`, { body });
+      out(render(res.body, format));
+    });
+  power.command('show')
+    .description('show a node\'s power settings (secrets as ***) and the last confirmed state')
+    .argument('<node>', 'node name, id or uuid')
+    .action(async (node: string, _opts: unknown, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      out(render((await client.get(`/api/v1/nodes/${seg(node)}/power`)).body, format));
+    });
+  for (const [action, what] of [['status', 'read the power state from the BMC'], ['on', 'power on (verified)'], ['off', 'hard power off (verified)'],
+    ['cycle', 'power off, then on (each verified)'], ['pxe', 'boot from the network next time'], ['disk', 'boot from disk next time']] as const) {
+    const sub = power.command(action).description(what).argument('<node>', 'node name, id or uuid');
+    if (action === 'pxe' || action === 'disk') sub.option('--persistent', 'for every later boot, not only the next one');
+    sub.action(async (node: string, opts: { persistent?: boolean }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const body: Record<string, unknown> = { action };
+      if (opts.persistent) body.persistent = true;
+      const res = await client.post<Record<string, unknown>>(`/api/v1/nodes/${seg(node)}/power/actions`, body);
+      const b = res.body ?? {};
+      if (format !== 'table') return out(render(b, format));
+      out(`${node}: ${action}${b.state ? ` -> ${String(b.state)}` : ' set'} (${String(b.elapsed_ms)} ms)\n`);
+    });
+  }
+
   program.command('content')
     .description('content packs')
     .command('import')

@@ -8,7 +8,8 @@
 # ipmi_sim maps "chassis bootdev disk" to boot "default"; it does not pass the persistent bit.
 #
 # Power is on exactly when the QEMU process named in <dir>/qemu.pid is alive and its command line
-# names this directory. Power on starts QEMU with -boot order=n after "boot pxe", order=c otherwise.
+# names this directory. Power on starts QEMU with -boot order=n after "boot pxe", order=c otherwise:
+# the argv in <dir>/launch (one argument per line) when that file exists, else an empty machine.
 # Test switches (files in <dir>):
 #   refuse      set power/reset are acknowledged but ignored (a chassis that does not obey)
 #   fail-count  holds N: the next N set commands fail (exit 1, the BMC answers with an error)
@@ -38,11 +39,18 @@ power_on() {
     pxe) order=n ;;
     *) order=c ;;
   esac
-  # A machine that runs nothing: no disk, no NIC, CPUs stopped (-S). TCG: KVM is unusable here.
-  setsid qemu-system-x86_64 -nodefaults -machine pc -accel tcg -m 32 -display none -S \
-    -serial null -monitor none -no-reboot -boot "order=$order" \
-    -name "ipmi-sim-chassis" -pidfile "$dir/qemu.pid" \
-    < /dev/null >> "$dir/qemu.log" 2>&1 &
+  if [ -s "$dir/launch" ]; then
+    # The machine given by the test or lab (one argument per line).
+    set --
+    while IFS= read -r a; do set -- "$@" "$a"; done < "$dir/launch"
+    setsid "$@" -boot "order=$order" -pidfile "$dir/qemu.pid" < /dev/null >> "$dir/qemu.log" 2>&1 &
+  else
+    # A machine that runs nothing: no disk, no NIC, CPUs stopped (-S). TCG: KVM is unusable here.
+    setsid qemu-system-x86_64 -nodefaults -machine pc -accel tcg -m 32 -display none -S \
+      -serial null -monitor none -no-reboot -boot "order=$order" \
+      -name "ipmi-sim-chassis" -pidfile "$dir/qemu.pid" \
+      < /dev/null >> "$dir/qemu.log" 2>&1 &
+  fi
   i=0
   while ! qemu_pid > /dev/null; do
     i=$((i + 1))

@@ -16,6 +16,11 @@ export interface IpmiSimOptions {
   password: string;
   /** Directory for lan.conf, the command file, ipmi_sim's state and the chassis state. */
   dir: string;
+  /**
+   * The chassis: argv that starts the machine (e.g. a lab VM, behind `ip netns exec NS` when its tap
+   * lives elsewhere). The chassis script appends -boot and -pidfile. Default: an empty QEMU.
+   */
+  launch?: readonly string[];
 }
 
 export interface IpmiSim {
@@ -86,6 +91,10 @@ export function startIpmiSim(ns: Namespace, o: IpmiSimOptions): IpmiSim {
   // The password is in this file, as in any ipmi_sim setup: keep it private.
   fs.writeFileSync(lanConf, ipmiSimLanConf({ address: o.address, port, username: o.username, password: o.password, chassisDir }), { mode: 0o600 });
   fs.writeFileSync(commands, IPMI_SIM_COMMANDS);
+  if (o.launch) {
+    if (o.launch.some((a) => a.includes('\n'))) throw new TypeError('ipmi_sim chassis launch arguments cannot contain newlines');
+    fs.writeFileSync(path.join(chassisDir, 'launch'), o.launch.join('\n') + '\n');
+  }
   const proc = ns.spawn('ipmi_sim', ['-c', lanConf, '-f', commands, '-s', stateDir, '-n'], { label: `ipmi_sim in ${ns.name}` });
   const file = (name: string) => path.join(chassisDir, name);
   const qemuPid = (): number | undefined => {

@@ -25,7 +25,16 @@ export interface VmOptions {
   extra?: string[];
 }
 
-export async function startVm(lab: Lab, bridge: Bridge, o: VmOptions): Promise<Vm> {
+export interface VmCommand {
+  /** The QEMU command, to run inside `ns` (the bridge's namespace, where the tap is). */
+  argv: string[];
+  ns: Bridge['ns'];
+  serialLog: string;
+  serial(): string;
+}
+
+/** Make the VM's tap on `bridge` and return its QEMU command, for a caller that starts it itself (a BMC chassis). */
+export async function vmCommand(lab: Lab, bridge: Bridge, o: VmOptions): Promise<VmCommand> {
   const ns = bridge.ns;
   const tap = `tap${o.name}`.slice(0, 15);
   if (!ns.ifaces.has(tap)) {
@@ -36,7 +45,8 @@ export async function startVm(lab: Lab, bridge: Bridge, o: VmOptions): Promise<V
   }
   const dir = lab.makeDir(`vm-${o.name}`);
   const serialLog = path.join(dir, 'serial.log');
-  const args = [
+  const argv = [
+    'qemu-system-x86_64',
     '-nodefaults', '-machine', 'pc', '-accel', 'tcg', '-m', String(o.memoryMb ?? 512), '-smp', '1', '-no-reboot',
     '-nographic', '-vga', 'none', '-monitor', 'none', '-serial', `file:${serialLog}`,
     '-uuid', o.uuid, '-smbios', `type=1,manufacturer=Fulcrum Lab,product=PXE VM,serial=SN-${o.name}`,
@@ -45,10 +55,14 @@ export async function startVm(lab: Lab, bridge: Bridge, o: VmOptions): Promise<V
     ...(o.disk ? ['-drive', `file=${o.disk},format=raw,if=virtio,index=0`] : []),
     ...(o.extra ?? []),
   ];
-  const proc = ns.spawn('qemu-system-x86_64', args, { label: `vm ${o.name}` });
+  return { argv, ns, serialLog, serial: () => (fs.existsSync(serialLog) ? fs.readFileSync(serialLog, 'utf8') : '') };
+}
+
+export async function startVm(lab: Lab, bridge: Bridge, o: VmOptions): Promise<Vm> {
+  const cmd = await vmCommand(lab, bridge, o);
+  const proc = cmd.ns.spawn(cmd.argv[0], cmd.argv.slice(1), { label: `vm ${o.name}` });
   return {
-    proc, mac: o.mac, uuid: o.uuid, serialLog,
-    serial: () => (fs.existsSync(serialLog) ? fs.readFileSync(serialLog, 'utf8') : ''),
+    proc, mac: o.mac, uuid: o.uuid, serialLog: cmd.serialLog, serial: cmd.serial,
     async stop() { if (proc.running) await proc.stop({ signal: 'SIGTERM', timeoutMs: 5000 }); },
   };
 }
