@@ -1,0 +1,133 @@
+# network-<name> role script (docs/networks.md "Network roles"): configure this node on one network
+# with iproute2 (bond, VLAN sub-interface, bridge, addresses, default route), then write persistent
+# config: netplan when the installed system has it, else systemd-networkd files. Files go under
+# $FULCRUM_NETWORK_ROOT (default /), so a test can point them at a scratch directory.
+# The plan is the attrib <role>-plan, computed by Fulcrum: shell assignments, values single-quoted.
+set -eu
+plan=$(fulcrum-attr "$FULCRUM_ROLE-plan") || { echo "no plan for $FULCRUM_ROLE on $FULCRUM_NODE yet; it is written when the address is allocated" >&2; exit 1; }
+BRIDGE_PORT=
+eval "$plan"
+if [ -n "$ERROR" ]; then echo "network $NET_NAME: $ERROR" >&2; exit 1; fi
+if [ "$CONFIGURE" != 1 ]; then
+  echo "network $NET_NAME has configure: false; $ADDRESS is recorded, not configured"
+  exit 0
+fi
+ROOT=${FULCRUM_NETWORK_ROOT:-}
+mode_name() {
+  case "$1" in 0) echo balance-rr ;; 1) echo active-backup ;; 2) echo balance-xor ;; 3) echo broadcast ;;
+    4) echo 802.3ad ;; 5) echo balance-tlb ;; *) echo balance-alb ;; esac
+}
+have() { ip link show dev "$1" >/dev/null 2>&1; }
+
+# Live configuration: each step is idempotent, so a re-run converges.
+base=${MEMBERS%% *}
+if [ -n "$BOND" ]; then
+  have "$BOND" || ip link add "$BOND" type bond mode "$(mode_name "$TEAM_MODE")"
+  for m in $MEMBERS; do
+    if [ "$(basename "$(readlink "/sys/class/net/$m/master" 2>/dev/null || echo none)")" != "$BOND" ]; then
+      ip link set dev "$m" down
+      ip link set dev "$m" master "$BOND"
+    fi
+    ip link set dev "$m" up
+  done
+  base=$BOND
+fi
+ip link set dev "$base" up
+if [ -n "$VLAN_IFACE" ]; then
+  have "$VLAN_IFACE" || ip link add link "$base" name "$VLAN_IFACE" type vlan id "$VLAN"
+  ip link set dev "$VLAN_IFACE" up
+fi
+if [ -n "$BRIDGE" ]; then
+  have "$BRIDGE" || ip link add "$BRIDGE" type bridge
+  ip link set dev "$BRIDGE_PORT" master "$BRIDGE"
+  ip link set dev "$BRIDGE" up
+fi
+[ -z "$ADDRESS" ] || ip addr replace "$ADDRESS" dev "$IFACE"
+[ -z "$ADDRESS6" ] || ip -6 addr replace "$ADDRESS6" dev "$IFACE" nodad
+if [ "$DEFAULT_ROUTE" = 1 ] && [ -n "$ROUTER" ]; then ip route replace default via "$ROUTER" dev "$IFACE"; fi
+echo "network $NET_NAME: ${ADDRESS:-} ${ADDRESS6:-} on $IFACE (members: $MEMBERS)"
+
+# Persistent configuration for the installed system.
+write() { mkdir -p "$(dirname "$1")"; cat > "$1"; }
+if command -v netplan >/dev/null 2>&1 && [ -d "$ROOT/etc/netplan" ]; then
+  f="$ROOT/etc/netplan/60-fulcrum-$NET_NAME.yaml"
+  # The final interface's entry carries the addresses and the default route.
+  extra() {
+    [ "$1" = "$IFACE" ] || return 0
+    echo "      addresses: [$(echo "$ADDRESS $ADDRESS6" | xargs | sed 's/ /, /g')]"
+    if [ "$DEFAULT_ROUTE" = 1 ] && [ -n "$ROUTER" ]; then echo "      routes: [{to: default, via: $ROUTER}]"; fi
+  }
+  {
+    echo "# written by Fulcrum (role $FULCRUM_ROLE); changes are overwritten"
+    echo "network:"
+    echo "  version: 2"
+    echo "  ethernets:"
+    for m in $MEMBERS; do echo "    $m:"; echo "      dhcp4: false"; extra "$m"; done
+    if [ -n "$BOND" ]; then
+      echo "  bonds:"
+      echo "    $BOND:"
+      echo "      interfaces: [$(echo "$MEMBERS" | sed 's/ /, /g')]"
+      echo "      parameters: {mode: $(mode_name "$TEAM_MODE")}"
+      extra "$BOND"
+    fi
+    if [ -n "$VLAN_IFACE" ]; then
+      echo "  vlans:"
+      echo "    $VLAN_IFACE:"
+      echo "      id: $VLAN"
+      echo "      link: $base"
+      extra "$VLAN_IFACE"
+    fi
+    if [ -n "$BRIDGE" ]; then
+      echo "  bridges:"
+      echo "    $BRIDGE:"
+      echo "      interfaces: [$BRIDGE_PORT]"
+      extra "$BRIDGE"
+    fi
+  } | write "$f"
+  echo "wrote $f"
+else
+  d="$ROOT/etc/systemd/network"
+  # Each interface has one base .network file (its [Match]); each network adds a drop-in, so two
+  # networks on one conduit (say, two VLANs on a bond) do not overwrite each other.
+  match() { write "$d/60-fulcrum-$1.network" <<EOF
+# written by Fulcrum; changes are overwritten
+[Match]
+Name=$1
+EOF
+  }
+  dropin() { write "$d/60-fulcrum-$1.network.d/$NET_NAME.conf"; }
+  netdev() { write "$d/60-fulcrum-$1.netdev"; }
+  if [ -n "$BOND" ]; then
+    netdev "$BOND" <<EOF
+[NetDev]
+Name=$BOND
+Kind=bond
+
+[Bond]
+Mode=$(mode_name "$TEAM_MODE")
+EOF
+    for m in $MEMBERS; do
+      match "$m"
+      printf '[Network]\nBond=%s\n' "$BOND" | dropin "$m"
+    done
+  fi
+  match "$base"
+  if [ -n "$VLAN_IFACE" ]; then
+    printf '[NetDev]\nName=%s\nKind=vlan\n\n[VLAN]\nId=%s\n' "$VLAN_IFACE" "$VLAN" | netdev "$VLAN_IFACE"
+    printf '[Network]\nVLAN=%s\n' "$VLAN_IFACE" | dropin "$base"
+    match "$VLAN_IFACE"
+  fi
+  if [ -n "$BRIDGE" ]; then
+    printf '[NetDev]\nName=%s\nKind=bridge\n' "$BRIDGE" | netdev "$BRIDGE"
+    match "$BRIDGE_PORT"
+    printf '[Network]\nBridge=%s\n' "$BRIDGE" | dropin "$BRIDGE_PORT"
+    match "$BRIDGE"
+  fi
+  {
+    echo "[Network]"
+    for a in $ADDRESS $ADDRESS6; do echo "Address=$a"; done
+    if [ "$DEFAULT_ROUTE" = 1 ] && [ -n "$ROUTER" ]; then echo "Gateway=$ROUTER"; fi
+  } | dropin "$IFACE"
+  echo "wrote systemd-networkd files under $d"
+fi
+fulcrum-wall "network-$NET_NAME-iface" "$IFACE"
