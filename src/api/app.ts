@@ -20,6 +20,7 @@ import type { FileTree } from '../provisioning/tree.js';
 import { registry } from '../metrics.js';
 import { registerPowerApi } from '../power/api.js';
 import { registerAgentApi } from '../agent/agent-api.js';
+import { NETWORK_RESOURCES, registerNetworkApi } from '../network/api.js';
 import { mergePatch } from './merge-patch.js';
 import * as S from './schemas.js';
 
@@ -93,7 +94,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return { user, token: await issueToken(store, { user_id: u.rows[0].id }, 'login') };
   });
 
-  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES]) registerResource(app, store, r);
+  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...NETWORK_RESOURCES]) registerResource(app, store, r);
+  registerNetworkApi(app, store, deps.events, deps.log);
   registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir);
   registerPowerApi(app, store, deps.dataDir);
 
