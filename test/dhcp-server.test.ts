@@ -25,6 +25,7 @@ before(async () => {
             '{"ntp-servers": ["10.50.0.1"], "hostname": "h-{{ request.mac | replace: \\":\\", \\"\\" }}"}')`);
   await db.store.query(`INSERT INTO subnets (name, cidr, pools, lease_time_s, probe) VALUES ('far', '10.60.0.0/24', '[{"first":"10.60.0.10","last":"10.60.0.20"}]', 900, false)`);
   await db.store.query(`INSERT INTO subnets (name, cidr, pools, lease_time_s, probe) VALUES ('tiny', '10.80.0.0/24', '[{"first":"10.80.0.10","last":"10.80.0.12"}]', 900, false)`);
+  await db.store.query(`INSERT INTO subnets (name, cidr, pools, lease_time_s, probe) VALUES ('storm', '10.81.0.0/24', '[{"first":"10.81.0.10","last":"10.81.0.250"}]', 900, false)`);
   await db.store.query(`INSERT INTO subnets (name, cidr, pools, proxy, probe) VALUES ('elsewhere', '10.70.0.0/24', '[]', true, false)`);
   await db.store.query(`INSERT INTO reservations (mac, subnet_id, address, hostname) SELECT '52:54:00:00:aa:01', id, '10.50.0.50', 'reserved-one' FROM subnets WHERE name = 'lab'`);
   server = new DhcpServer({ store: db.store, address: SERVER, httpBase: `http://${SERVER}:8091/boot` });
@@ -178,4 +179,19 @@ test('pool exhaustion is dropped with an event, not an error', async () => {
   assert.equal(await exchange(request(1, '52:54:00:00:06:09', [], { giaddr: '10.80.0.1' })), null);
   const e = await db.store.query(`SELECT payload FROM events WHERE type = 'dhcp.exhausted'`);
   assert.ok(e.rowCount! > 0);
+});
+
+test('a boot storm: 80 overlapping DISCOVERs get 80 distinct offers, and every REQUEST is ACKed', async () => {
+  const macs = Array.from({ length: 80 }, (_, i) => `52:54:00:00:07:${i.toString(16).padStart(2, '0')}`);
+  const relay = { giaddr: '10.81.0.1' };
+  const offers = await Promise.all(macs.map((mac) => exchange(request(1, mac, [], relay))));
+  const offered = offers.map((o, i) => { assert.equal(o?.type, 'OFFER', `${macs[i]} got an offer`); return o!.packet.yiaddr; });
+  assert.equal(new Set(offered).size, macs.length, `every client got its own address: ${offered.join(' ')}`);
+  const acks = await Promise.all(macs.map((mac, i) => exchange(request(3, mac, [['requested-ip', offered[i]], ['server-identifier', SERVER]], relay))));
+  const types = acks.map((a) => a?.type);
+  assert.deepEqual(types, macs.map(() => 'ACK'), `every REQUEST was ACKed, none NAKed: ${types.filter((t) => t !== 'ACK').length} not`);
+  assert.deepEqual(acks.map((a) => a!.packet.yiaddr), offered, 'each ACK carries the address that client was offered');
+  const rows = (await db.store.query(`SELECT host(address) AS address, mac::text AS mac FROM leases WHERE state = 'bound' AND address << '10.81.0.0/24'`)).rows;
+  assert.equal(rows.length, macs.length, 'every ACKed lease is stored as bound');
+  assert.deepEqual(new Map(rows.map((r) => [r.mac, r.address])), new Map(macs.map((m, i) => [m, offered[i]])));
 });
