@@ -106,13 +106,13 @@ export const NETWORK_RESOURCES: Resource[] = [
         const network = await findNetwork(tx, b.network);
         const had = await tx.query('SELECT 1 FROM network_routers WHERE network_id = $1', [network.id]);
         if (had.rowCount) throw conflict(`network ${network.name} already has a router; change it with PATCH`);
-        await setRouter(tx, network, { address: b.address, pref: b.pref }, 'body');
+        await setRouter(tx, network, { address: b.address, pref: b.pref }, '');
         return (await tx.query('SELECT id FROM network_routers WHERE network_id = $1', [network.id])).rows[0].id;
       },
     },
     patch: {
       schema: RouterPatch, editable: (x) => ({ address: x.address, pref: x.pref }),
-      run: async (tx, row, m) => { await setRouter(tx, await findNetwork(tx, row.network_id), m, 'body'); },
+      run: async (tx, row, m) => { await setRouter(tx, await findNetwork(tx, row.network_id), m, ''); },
     },
     remove: async (tx, row) => { await tx.query('DELETE FROM network_routers WHERE id = $1', [row.id]); },
   },
@@ -159,7 +159,7 @@ export function registerNetworkApi(app: FastifyInstance, store: Store, events: E
   const onEvent = (e: Event) => {
     void react(store, e).catch((err) => log(`networks: event ${e.id} (${e.type}): ${(err as Error).message}`));
   };
-  const unsubscribe = events.subscribe({ types: ['noderole.created', 'node.updated', 'node.registered'] }, onEvent);
+  const unsubscribe = events.subscribe({ types: ['noderole.created', 'node.updated', 'node.registered', 'node.macs'] }, onEvent);
   app.addHook('onClose', async () => unsubscribe());
 }
 

@@ -5,6 +5,7 @@
 // deletion removes reservations, leases and allocations by cascade and trigger (migration 004).
 import type { Tx } from '../store/db.js';
 import { emit } from '../events/outbox.js';
+import { conflict } from '../model/errors.js';
 import { formatIp, networkOf, parseAddress } from './address.js';
 
 async function subnetFor(tx: Tx, address: string, networkId: number): Promise<number> {
@@ -40,6 +41,11 @@ export async function syncReservations(tx: Tx, nodeId: number): Promise<void> {
   if (admin) {
     const subnet = await subnetFor(tx, admin.address, admin.network_id);
     const host = admin.address.split('/')[0];
+    const other = (await tx.query(
+      `SELECT r.mac::text AS mac, n.name AS node FROM reservations r LEFT JOIN nodes n ON n.id = r.node_id
+        WHERE r.subnet_id = $1 AND r.address = $2 AND r.node_id IS DISTINCT FROM $3 AND NOT (r.node_id IS NULL AND r.mac = ANY($4::macaddr[])) LIMIT 1`,
+      [subnet, host, nodeId, macs])).rows[0];
+    if (other) throw conflict(`${host} is already reserved in DHCP for MAC ${other.mac} (${other.node ? `node ${other.node}` : 'a reservation made by hand'}); remove that reservation or allocate another address to ${node.name}`);
     for (const mac of macs) wanted.push({ mac, subnet, address: host });
   }
   const removed = await tx.query(

@@ -121,13 +121,15 @@ async function replaceRanges(tx: Tx, network: NetworkRow, ranges: CheckedRange[]
   for (const s of stored.filter((x) => !keep.has(x.name))) await deleteRange(tx, network, s);
   for (const [i, r] of ranges.entries()) {
     const existing = stored.find((s) => s.name === r.name);
-    await writeRange(tx, network, existing?.id ?? null, r, `ranges[${i}].`);
+    // An unchanged range that now overlaps is refused because of the network's settings (configure).
+    const unchanged = existing && existing.first === formatAddress(r.first) && existing.last === formatAddress(r.last);
+    await writeRange(tx, network, existing?.id ?? null, r, unchanged ? '' : `ranges[${i}].`, unchanged ? 'configure' : undefined);
   }
 }
 
 /** Insert or update one checked range (overlaps checked against the stored ones). */
-export async function writeRange(tx: Tx, network: NetworkRow, id: number | null, r: CheckedRange, field = ''): Promise<number> {
-  await checkOverlaps(tx, network, r, `${field}first`, id);
+export async function writeRange(tx: Tx, network: NetworkRow, id: number | null, r: CheckedRange, field = '', overlapField?: string): Promise<number> {
+  await checkOverlaps(tx, network, r, overlapField ?? `${field}first`, id);
   if (id !== null) {
     // Allocations must stay inside the range they came from.
     const outside = (await tx.query(
@@ -158,13 +160,14 @@ export async function setRouter(tx: Tx, network: NetworkRow, router: RouterInput
     await tx.query('DELETE FROM network_routers WHERE network_id = $1', [network.id]);
     return;
   }
+  const f = (k: string) => (field ? `${field}.${k}` : k);
   const a = parseAddress(router.address ?? '');
-  if (!a || String(router.address).includes('/')) throw invalid(`${field}.address`, `network ${network.name}: router address ${JSON.stringify(router.address)} must be a plain IP address`);
+  if (!a || String(router.address).includes('/')) throw invalid(f('address'), `network ${network.name}: router address ${JSON.stringify(router.address)} must be a plain IP address`);
   const pref = router.pref ?? 65536;
-  if (!Number.isInteger(pref) || pref < 0) throw invalid(`${field}.pref`, `network ${network.name}: router pref ${router.pref} must be a whole number >= 0 (lowest wins)`);
+  if (!Number.isInteger(pref) || pref < 0) throw invalid(f('pref'), `network ${network.name}: router pref ${router.pref} must be a whole number >= 0 (lowest wins)`);
   const ranges = (await rangesOf(tx, network.id)).map(checked);
   const subnet = ranges.find((r) => contains(r.first, a));
-  if (!subnet) throw invalid(`${field}.address`, `network ${network.name}: router ${router.address} is not inside the subnet of any of its ranges (${ranges.map((r) => formatAddress(r.first)).join(', ') || 'it has none'})`);
+  if (!subnet) throw invalid(f('address'), `network ${network.name}: router ${router.address} is not inside the subnet of any of its ranges (${ranges.map((r) => formatAddress(r.first)).join(', ') || 'it has none'})`);
   const withPrefix = `${router.address}/${subnet.first.prefix}`;
   await tx.query(
     `INSERT INTO network_routers (network_id, address, pref) VALUES ($1, $2, $3)

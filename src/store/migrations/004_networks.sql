@@ -81,10 +81,12 @@ CREATE UNIQUE INDEX network_allocations_node ON network_allocations (node_id, ne
 CREATE INDEX network_allocations_range ON network_allocations (range_id);
 
 -- A node's admin address is reserved for every one of its MACs (docs/networks.md "DHCP sync"):
--- one address may then appear once per MAC of the same node. Reservations without a node keep
--- one row per address.
+-- one address may then appear once per MAC of the same node, never for two nodes (or for a node
+-- and a reservation made by hand).
+CREATE EXTENSION IF NOT EXISTS btree_gist;
 ALTER TABLE reservations DROP CONSTRAINT reservations_subnet_id_address_key;
-CREATE UNIQUE INDEX reservations_subnet_address_node ON reservations (subnet_id, address, COALESCE(node_id, 0));
+ALTER TABLE reservations ADD CONSTRAINT reservations_one_holder
+  EXCLUDE USING gist (subnet_id WITH =, address WITH =, (COALESCE(node_id, -id)) WITH <>);
 
 -- A deleted node leaves no lease behind: before its MACs and reservations cascade away, the leases
 -- of its MACs and of its reserved addresses go too (whatever path deletes the node).
@@ -95,3 +97,18 @@ BEGIN
   RETURN OLD;
 END $$;
 CREATE TRIGGER nodes_delete_leases BEFORE DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION fulcrum_node_leases_delete();
+
+-- A change of a node's MACs is an event (node.macs), whatever path made it (the node API, agent
+-- registration): the networks module answers it by redoing the node's DHCP reservations.
+CREATE FUNCTION fulcrum_node_macs_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO events (type, object_kind, object_id, node_id, payload)
+  SELECT 'node.macs', 'node', c.node_id, c.node_id, '{}'::jsonb FROM (SELECT DISTINCT node_id FROM changed_rows) c
+   WHERE EXISTS (SELECT 1 FROM nodes WHERE id = c.node_id);
+  PERFORM pg_notify('fulcrum', '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER node_macs_added AFTER INSERT ON node_macs REFERENCING NEW TABLE AS changed_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_node_macs_event();
+CREATE TRIGGER node_macs_removed AFTER DELETE ON node_macs REFERENCING OLD TABLE AS changed_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_node_macs_event();
