@@ -15,7 +15,7 @@ import { withLab } from '../src/lab/lab.js';
 import { buildDiscoveryImage } from '../src/images/discovery.js';
 import { ensurePackages } from './support/packages.js';
 import { startServerIn } from './support/ns-server.js';
-import { vmCommand } from './support/vm.js';
+import { startVm, vmCommand } from './support/vm.js';
 import { IpmiDriver } from '../src/power/ipmi.js';
 import { startIpmiSim } from '../src/power/ipmi-sim.js';
 import { verifiedPower } from '../src/power/verified.js';
@@ -124,6 +124,33 @@ test('a VM powered on by IPMI PXE-boots into the discovery ramdisk, registers, r
     const powerEvents = ((await api('GET', `/api/v1/events?type=node.power&limit=100`)).body as any[]).filter((e) => e.object_id === node.id && e.type === 'node.power');
     assert.deepEqual(powerEvents.map((e) => e.payload.action), ['status', 'off', 'pxe', 'on', 'status']);
     assert.ok(!JSON.stringify(powerEvents).includes(bmc.password), 'no password in events');
+    await server.stop();
+  });
+});
+
+test('UEFI: an OVMF VM PXE-boots through iPXE EFI into the discovery ramdisk and registers', async () => {
+  await withLab(async (lab) => {
+    const srv = await lab.namespace('srv');
+    const lan = await lab.bridge('lan');
+    await lab.link(srv, lan, { ifaceA: 'eth0', addressA: '10.92.0.1/24' });
+    const server = await startServerIn(lab, srv, '10.92.0.1');
+    const api = server.api;
+    await buildDiscoveryImage({ outDir: path.join(server.dataDir, 'boot', 'discovery'), cacheDir: CACHE });
+    assert.equal((await api('POST', '/api/v1/subnets', { name: 'lan', cidr: '10.92.0.0/24', server_address: '10.92.0.1', pools: [{ first: '10.92.0.100', last: '10.92.0.200' }], probe: false })).status, 201);
+    const mac = '52:54:00:e1:f1:01';
+    const t0 = Date.now();
+    // OVMF with QEMU's iPXE EFI option ROM (the virtio-net ROM from ipxe-qemu carries both).
+    const vm = await startVm(lab, lan, { name: 'uefi', mac, uuid: '5ca1ab1e-0000-4000-8000-0000000000e1', memoryMb: 512, extra: ['-bios', '/usr/share/ovmf/OVMF.fd'] });
+    const node = await waitFor('the UEFI VM to register', async () => {
+      const n = ((await api('GET', '/api/v1/nodes?provider=metal')).body as any[]).find((x) => x.macs.includes(mac));
+      return n?.inventory?.nics && n;
+    }, 240000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-4000)}`); });
+    process.stdout.write(`# UEFI VM start -> registered ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    assert.ok(node.inventory.nics.some((x: any) => x.mac === mac));
+    // The DHCP server saw an x86-64 UEFI client (option 93 = 7) and answered it.
+    const leases = (await api('GET', '/api/v1/leases')).body as any[];
+    assert.ok(leases.some((l) => l.mac === mac), 'the UEFI client has a lease');
+    await vm.stop();
     await server.stop();
   });
 });

@@ -18,6 +18,9 @@ import { changeState } from '../model/noderoles.js';
 import { setPath, type Data } from '../model/data.js';
 import { jobBundle, parseKeyValues } from './bundle.js';
 import { ensureSshKey } from './ssh-jig.js';
+import { kexecPlanFromIpxe } from './boot-plan.js';
+import type { FileTree } from '../provisioning/tree.js';
+import { FulcrumError } from '../model/errors.js';
 
 const DISCOVERY_BOOTENVS = new Set(['discovery', 'unknown']);
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -27,7 +30,7 @@ const text = (reply: FastifyReply, status: number, lines: Record<string, unknown
 /** Registrations allowed per source address per minute. */
 const REGISTER_LIMIT = 60;
 
-export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: string) => void, dataDir: string): void {
+export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: string) => void, dataDir: string, bootTree?: FileTree): void {
   const recent = new Map<string, number[]>();
 
   const nodeOf = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -122,6 +125,35 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
     }
   });
 
+  // Before a reboot: wait (bounded) until the node's bootenv is `expect` and its boot files are
+  // served, then say how to kexec into it when the bootenv allows that. The plan is read from the
+  // iPXE script the boot tree serves this node — the file its firmware would fetch.
+  app.get('/api/v1/agent/boot', cfg, async (req, reply) => {
+    const node = await nodeOf(req, reply);
+    if (!node) return;
+    const q = req.query as { expect?: string; wait?: string };
+    const wait = Math.min(60, Math.max(0, Number(q.wait ?? 25)));
+    const deadline = Date.now() + wait * 1000;
+    let closed = false;
+    req.raw.on('close', () => { closed = true; });
+    for (;;) {
+      const r = (await store.query(
+        `SELECT n.bootenv, b.kexec, b.netboot, (SELECT min(m.mac::text) FROM node_macs m WHERE m.node_id = n.id) AS mac
+           FROM nodes n LEFT JOIN bootenvs b ON b.name = n.bootenv WHERE n.id = $1`, [node.id])).rows[0];
+      if (!q.expect || r.bootenv === q.expect) {
+        if (!bootTree || !r.mac) return text(reply, 200, { bootenv: r.bootenv, served: 0, error: bootTree ? 'the node has no MAC address to boot from' : 'boot serving is not enabled on this server' });
+        const file = r.netboot ? await bootTree.resolve({ path: `nodes/${r.mac}/ipxe`, remote: req.socket.remoteAddress ?? '', protocol: 'http' }) : null;
+        const plan = file && r.kexec ? kexecPlanFromIpxe((await file.read()).toString('utf8')) : undefined;
+        return text(reply, 200, {
+          bootenv: r.bootenv, served: 1, netboot: r.netboot ? 1 : 0, kexec: plan ? 1 : 0,
+          ...(plan ? { kernel: plan.kernel, initrds: plan.initrds.join(' '), cmdline: plan.cmdline } : {}),
+        });
+      }
+      if (closed || Date.now() >= deadline) return text(reply, 200, { bootenv: r.bootenv, served: 0, error: `the node boots ${r.bootenv}, not ${q.expect}` });
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  });
+
   const ownJob = async (node: { id: number }, id: number) =>
     (await store.query(`SELECT id, noderole_id FROM jobs WHERE id = $1 AND node_id = $2 AND state = 'running'`, [id, node.id])).rows[0];
 
@@ -158,7 +190,21 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
       try { value = JSON.parse(raw); } catch { /* a plain string */ }
       wall = setPath(wall, maps.get(name) ?? name, value);
     }
+    const nextBootenv = kv.get('reboot_bootenv')?.trim();
+    let refused = false;
     await store.tx(async (tx) => {
+      if ((code & 15) === 0 && (code & 64) !== 0 && nextBootenv) {
+        // The job asked to reboot into another bootenv: switch it in the same transaction, or fail
+        // the job saying why (an unknown bootenv must not leave the node rebooting into nothing).
+        try {
+          await updateNode(tx, node.id, { bootenv: nextBootenv });
+        } catch (err) {
+          if (!(err instanceof FulcrumError)) throw err;
+          await finishJob(tx, id, { status: 'failed', message: `the job asked to reboot into bootenv ${nextBootenv}: ${err.message}`, wall });
+          refused = true;
+          return;
+        }
+      }
       if ((code & 15) !== 0) {
         const tail = ((await tx.query(`SELECT right(log, 2000) AS t FROM jobs WHERE id = $1`, [id])).rows[0].t as string).trim().split('\n').slice(-10).join('\n');
         await finishJob(tx, id, { status: 'failed', message: `role scripts failed on ${node.name} with exit code ${code}; last output:\n${tail}`, wall });
@@ -171,7 +217,7 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
       }
     });
     log(`job ${id} on ${node.name} finished with exit code ${code}`);
-    return text(reply, 200, { ok: 1 });
+    return text(reply, 200, refused ? { ok: 1, reboot: 'refused' } : { ok: 1 });
   });
 }
 

@@ -5,10 +5,16 @@
 # as a shell bundle that unpacks the job's scripts and attrib values into a work directory.
 #
 #   fulcrum-agent --api URL [--state DIR] [--once]
+#   fulcrum-agent --api URL [--state DIR] --install-service [--root DIR]
+#       installs itself as /usr/local/sbin/fulcrum-agent with a systemd unit (enabled and started
+#       when systemd runs), so an installed system keeps running its work across reboots.
 #
 # Environment: FULCRUM_API, FULCRUM_STATE (default /var/lib/fulcrum-agent),
 # FULCRUM_MACHINE_UUID (overrides the DMI system UUID: namespace nodes share one host's DMI),
-# FULCRUM_HTTP=wget (use wget even where curl exists).
+# FULCRUM_HTTP=wget (use wget even where curl exists),
+# FULCRUM_REBOOT / FULCRUM_POWEROFF (shell commands replacing `reboot -f` / `poweroff -f`, e.g. on
+# namespace nodes, which must never reboot their host), FULCRUM_KEXEC (the kexec program; "none"
+# disables kexec).
 # Exit-code bits of a job's scripts: 0 ok, 16 stop the agent, 32 power off, 64 reboot,
 # 128 incomplete (run again); any of the low four bits set means failure.
 set -u
@@ -16,21 +22,54 @@ set -u
 API=${FULCRUM_API:-}
 STATE=${FULCRUM_STATE:-/var/lib/fulcrum-agent}
 ONCE=0
+INSTALL=0
+ROOT=
 WAIT=25
 while [ $# -gt 0 ]; do
   case "$1" in
     --api) API=$2; shift 2 ;;
     --state) STATE=$2; shift 2 ;;
     --once) ONCE=1; shift ;;
+    --install-service) INSTALL=1; shift ;;
+    --root) ROOT=${2%/}; shift 2 ;;
     *) echo "fulcrum-agent: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$API" ] || { echo "fulcrum-agent: no API URL (--api or FULCRUM_API)" >&2; exit 2; }
 API=${API%/}
-mkdir -p "$STATE" || exit 1
-TOKEN_FILE=$STATE/token
+
+install_service() {
+  mkdir -p "$ROOT/usr/local/sbin" "$ROOT/etc/systemd/system" || exit 1
+  cp "$0" "$ROOT/usr/local/sbin/fulcrum-agent" && chmod 755 "$ROOT/usr/local/sbin/fulcrum-agent" || exit 1
+  cat > "$ROOT/etc/systemd/system/fulcrum-agent.service" <<UNIT
+[Unit]
+Description=Fulcrum agent: runs the work Fulcrum gives this node
+Documentation=$API/api/v1/agent/fulcrum-agent.sh
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/fulcrum-agent --api $API --state $STATE
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  log "installed $ROOT/etc/systemd/system/fulcrum-agent.service"
+  if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload && systemctl enable --now fulcrum-agent.service || exit 1
+  fi
+  exit 0
+}
 
 log() { echo "fulcrum-agent: $*" >&2; }
+# With --root, --state is the path on the installed system: nothing is created there now.
+[ "$INSTALL" = 1 ] && install_service
+
+mkdir -p "$STATE" || exit 1
+TOKEN_FILE=$STATE/token
 
 # http METHOD PATH [BODY_FILE] -> body on stdout; the status code in $STATE/status.
 http() {
@@ -136,7 +175,7 @@ run_job() {
   mkdir -p "$work/bin"
   printf '#!/bin/sh\ncat "$FULCRUM_DIR/attribs/$1" 2>/dev/null || { echo "fulcrum-attr: no attrib $1" >&2; exit 1; }\n' > "$work/bin/fulcrum-attr"
   printf '#!/bin/sh\nprintf "%%s" "$2" > "$FULCRUM_DIR/wall/$1"\n' > "$work/bin/fulcrum-wall"
-  printf '#!/bin/sh\ntouch "$FULCRUM_DIR/reboot"\n' > "$work/bin/fulcrum-reboot"
+  printf '#!/bin/sh\nprintf "%%s" "${1:-}" > "$FULCRUM_DIR/reboot"\n' > "$work/bin/fulcrum-reboot"
   chmod +x "$work/bin/"*
   . "$work/env"
   log "job $FULCRUM_JOB: role $FULCRUM_ROLE"
@@ -159,19 +198,64 @@ run_job() {
   [ "$code" -eq 0 ] && [ -e "$work/reboot" ] && code=64
   {
     printf 'exit_code=%s\n' "$code"
+    [ -s "$work/reboot" ] && printf 'reboot_bootenv=%s\n' "$(head -n 1 "$work/reboot")"
     for w in "$work"/wall/*; do
       [ -f "$w" ] || continue
       printf 'wall.%s=%s\n' "${w##*/}" "$(base64 < "$w" | tr -d '\n')"
     done
   } > "$work/result"
-  http POST "/api/v1/agent/jobs/$FULCRUM_JOB/complete" "$work/result" > /dev/null
+  http POST "/api/v1/agent/jobs/$FULCRUM_JOB/complete" "$work/result" > "$work/completed"
   return "$code"
+}
+
+kv() { sed -n "s/^$1=//p" "$2" | head -n 1; }
+
+# fetch URL FILE: a boot file (absolute URL, no token).
+fetch() {
+  if [ "${FULCRUM_HTTP:-}" != wget ] && command -v curl >/dev/null 2>&1; then curl -sSf -m 300 -o "$2" "$1"
+  else timeout 300 wget -q -O "$2" "$1"; fi
+}
+
+# Reboot into what Fulcrum serves next: wait until it says the boot files are served (bounded),
+# then kexec when the bootenv allows it and kexec works, else a firmware reboot.
+reboot_into() {
+  want=$1 tries=0
+  while :; do
+    http GET "/api/v1/agent/boot?wait=$WAIT${want:+&expect=$want}" > "$STATE/boot"
+    [ "$(status)" = 200 ] && [ "$(kv served "$STATE/boot")" = 1 ] && break
+    tries=$((tries + 1))
+    if [ "$tries" -ge 4 ]; then
+      log "not rebooting: Fulcrum does not serve ${want:-the next bootenv} ($(kv error "$STATE/boot"))"
+      return 1
+    fi
+  done
+  kexec=${FULCRUM_KEXEC:-kexec}
+  if [ "$(kv kexec "$STATE/boot")" = 1 ] && [ "$kexec" != none ] && command -v "$kexec" >/dev/null 2>&1; then
+    k=$STATE/kexec && rm -rf "$k" && mkdir -p "$k" && : > "$k/initrd"
+    ok=1
+    fetch "$(kv kernel "$STATE/boot")" "$k/kernel" || ok=0
+    # Several initrds are concatenated: the kernel unpacks each cpio archive in turn.
+    for u in $(kv initrds "$STATE/boot"); do
+      [ "$ok" = 1 ] && fetch "$u" "$k/part" && cat "$k/part" >> "$k/initrd" || ok=0
+    done
+    if [ "$ok" = 1 ] && "$kexec" -l "$k/kernel" --initrd="$k/initrd" --command-line="$(kv cmdline "$STATE/boot")"; then
+      log "booting $(kv bootenv "$STATE/boot") with kexec"
+      "$kexec" -e
+    fi
+    log "kexec did not work; rebooting through the firmware"
+  fi
+  log "rebooting into $(kv bootenv "$STATE/boot")"
+  eval "${FULCRUM_REBOOT:-reboot -f 2>/dev/null || reboot}"
 }
 
 act_on() {
   code=$1
-  [ $((code & 32)) -ne 0 ] && { log "powering off as the job asked"; poweroff -f 2>/dev/null || poweroff; exit 0; }
-  [ $((code & 64)) -ne 0 ] && { log "rebooting as the job asked"; reboot -f 2>/dev/null || reboot; exit 0; }
+  [ $((code & 32)) -ne 0 ] && { log "powering off as the job asked"; eval "${FULCRUM_POWEROFF:-poweroff -f 2>/dev/null || poweroff}"; exit 0; }
+  if [ $((code & 64)) -ne 0 ] && [ "$(kv reboot "$STATE/job/completed")" = refused ]; then
+    log "not rebooting: Fulcrum refused the bootenv the job asked for (see the job's log)"
+    code=$((code & ~64))
+  fi
+  [ $((code & 64)) -ne 0 ] && { reboot_into "$(head -n 1 "$STATE/job/reboot" 2>/dev/null)" && exit 0; }
   [ $((code & 16)) -ne 0 ] && { log "stopping as the job asked"; exit 0; }
   return 0
 }

@@ -96,21 +96,21 @@ export const PROVISIONING_RESOURCES: Resource[] = [
   },
   {
     kind: 'bootenvs', what: 'bootenv', named: true,
-    view: `SELECT id, uuid, name, description, netboot, kernel, initrds, boot_params, templates, required_params, content_pack, version, created_at, updated_at FROM bootenvs`,
+    view: `SELECT id, uuid, name, description, netboot, kexec, kernel, initrds, boot_params, templates, required_params, content_pack, version, created_at, updated_at FROM bootenvs`,
     filters: ['name', 'netboot', 'content_pack'],
     create: {
       schema: S.BootenvCreate,
       run: async (tx, b) => (await tx.query(
-        `INSERT INTO bootenvs (name, description, netboot, kernel, initrds, boot_params, templates, required_params) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id`,
-        [b.name, b.description ?? '', b.netboot ?? true, b.kernel ?? null, b.initrds ?? [], b.boot_params ?? '', JSON.stringify(b.templates ?? []), b.required_params ?? []])).rows[0].id,
+        `INSERT INTO bootenvs (name, description, netboot, kernel, initrds, boot_params, templates, required_params, kexec) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING id`,
+        [b.name, b.description ?? '', b.netboot ?? true, b.kernel ?? null, b.initrds ?? [], b.boot_params ?? '', JSON.stringify(b.templates ?? []), b.required_params ?? [], b.kexec ?? false])).rows[0].id,
     },
     patch: {
       schema: S.BootenvPatch,
-      editable: (b) => ({ description: b.description, netboot: b.netboot, kernel: b.kernel, initrds: b.initrds, boot_params: b.boot_params, templates: b.templates, required_params: b.required_params }),
+      editable: (b) => ({ description: b.description, netboot: b.netboot, kernel: b.kernel, initrds: b.initrds, boot_params: b.boot_params, templates: b.templates, required_params: b.required_params, kexec: b.kexec }),
       run: async (tx, row, m) => {
         await tx.query(
-          `UPDATE bootenvs SET description=$2, netboot=$3, kernel=$4, initrds=$5, boot_params=$6, templates=$7, required_params=$8, version = version + 1, updated_at = now() WHERE id = $1`,
-          [row.id, m.description ?? '', m.netboot ?? true, m.kernel ?? null, m.initrds ?? [], m.boot_params ?? '', JSON.stringify(m.templates ?? []), m.required_params ?? []]);
+          `UPDATE bootenvs SET description=$2, netboot=$3, kernel=$4, initrds=$5, boot_params=$6, templates=$7, required_params=$8, kexec=$9, version = version + 1, updated_at = now() WHERE id = $1`,
+          [row.id, m.description ?? '', m.netboot ?? true, m.kernel ?? null, m.initrds ?? [], m.boot_params ?? '', JSON.stringify(m.templates ?? []), m.required_params ?? [], m.kexec ?? false]);
       },
     },
     remove: async (tx, row) => {

@@ -138,6 +138,7 @@ const BootenvFields = {
   initrds: T.Optional(T.Array(T.String())), boot_params: T.Optional(T.String()),
   templates: T.Optional(T.Array(T.Object({ path: T.String({ pattern: '^[A-Za-z0-9._-]+$' }), contents: T.String() }, { additionalProperties: false }))),
   required_params: T.Optional(T.Array(T.String())),
+  kexec: T.Optional(T.Boolean({ description: 'the agent may load this bootenv with kexec instead of a firmware reboot' })),
 };
 export const BootenvCreate = T.Object({ name: Name, ...BootenvFields }, { additionalProperties: false });
 export const BootenvPatch = T.Object(BootenvFields, { additionalProperties: false });

@@ -42,7 +42,7 @@ export interface ProfileSpec { name: string; description: string; values: Record
 /** What a node boots next (docs/provisioning.md); template contents may be `file:` references. */
 export interface BootenvSpec {
   name: string; description: string; netboot: boolean; kernel: string | null; initrds: string[];
-  boot_params: string; templates: Array<{ path: string; contents: string }>; required_params: string[];
+  boot_params: string; templates: Array<{ path: string; contents: string }>; required_params: string[]; kexec: boolean;
 }
 export interface PackBundle {
   name: string;
@@ -163,7 +163,7 @@ const PROFILE = record<ProfileSpec>({ name: [name, REQUIRED], description: [str,
 const TEMPLATE = record<BootenvSpec['templates'][number]>({ path: [str, REQUIRED], contents: [str, REQUIRED] });
 const BOOTENV = record<BootenvSpec>({
   name: [name, REQUIRED], description: [str, ''], netboot: [bool, true], kernel: [nullable(str), null],
-  initrds: [list(str), []], boot_params: [str, ''], templates: [list(TEMPLATE), []], required_params: [list(str), []],
+  initrds: [list(str), []], boot_params: [str, ''], templates: [list(TEMPLATE), []], required_params: [list(str), []], kexec: [bool, false],
 });
 const MANIFEST = record<PackContent>({
   name: [name, REQUIRED],

@@ -7,6 +7,8 @@ import type { Sql } from '../store/db.js';
 export interface Bootenv {
   name: string; description: string; netboot: boolean; kernel: string | null; initrds: string[];
   boot_params: string; templates: Array<{ path: string; contents: string }>; required_params: string[];
+  /** The agent may boot it with kexec instead of a firmware reboot. */
+  kexec: boolean;
 }
 
 /** A content pack cannot read files or run code: no fs, no includes, output and work bounded. */
@@ -43,33 +45,33 @@ export const BUILTIN_BOOTENVS: Bootenv[] = [
   {
     name: 'local', description: 'Boot from the local disk', netboot: false, kernel: null, initrds: [], boot_params: '',
     templates: [{ path: 'ipxe', contents: '#!ipxe\necho Fulcrum: {{ node.name }} boots from its disk\nsanboot --no-describe --drive 0x80 || exit\n' }],
-    required_params: [],
+    required_params: [], kexec: false,
   },
   {
     name: 'discovery', description: 'The Fulcrum discovery ramdisk: registers the machine and runs its jobs', netboot: true,
     kernel: 'discovery/vmlinuz', initrds: ['discovery/initrd.img'],
     boot_params: 'console=ttyS0 console=tty0 fulcrum.api={{ server.api }} fulcrum.mac={{ mac }} quiet',
-    templates: [], required_params: [],
+    templates: [], required_params: [], kexec: true,
   },
   {
     name: 'unknown', description: 'What a machine Fulcrum does not know yet boots: discovery', netboot: true,
     kernel: 'discovery/vmlinuz', initrds: ['discovery/initrd.img'],
     boot_params: 'console=ttyS0 console=tty0 fulcrum.api={{ server.api }} fulcrum.mac={{ mac }} quiet',
-    templates: [], required_params: [],
+    templates: [], required_params: [], kexec: true,
   },
 ];
 
 export async function ensureBuiltinBootenvs(sql: Sql): Promise<void> {
   for (const b of BUILTIN_BOOTENVS) {
     await sql.query(
-      `INSERT INTO bootenvs (name, description, netboot, kernel, initrds, boot_params, templates, required_params, content_pack)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'builtin') ON CONFLICT (name) DO NOTHING`,
-      [b.name, b.description, b.netboot, b.kernel, b.initrds, b.boot_params, JSON.stringify(b.templates), b.required_params]);
+      `INSERT INTO bootenvs (name, description, netboot, kernel, initrds, boot_params, templates, required_params, content_pack, kexec)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'builtin', $9) ON CONFLICT (name) DO NOTHING`,
+      [b.name, b.description, b.netboot, b.kernel, b.initrds, b.boot_params, JSON.stringify(b.templates), b.required_params, b.kexec]);
   }
 }
 
 export async function findBootenv(sql: Sql, name: string): Promise<Bootenv | null> {
-  const r = await sql.query(`SELECT name, description, netboot, kernel, initrds, boot_params, templates, required_params FROM bootenvs WHERE name = $1`, [name]);
+  const r = await sql.query(`SELECT name, description, netboot, kernel, initrds, boot_params, templates, required_params, kexec FROM bootenvs WHERE name = $1`, [name]);
   return r.rowCount ? r.rows[0] : null;
 }
 
