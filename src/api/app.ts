@@ -96,7 +96,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...NETWORK_RESOURCES]) registerResource(app, store, r);
   registerNetworkApi(app, store, deps.events, deps.log);
-  registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir);
+  registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree);
   registerPowerApi(app, store, deps.dataDir);
 
   // Boot files are public: firmware cannot authenticate. Read-only; see provisioning/boot-tree.ts.
