@@ -8,7 +8,8 @@
 // BENCH_NODES (default 1000), BENCH_READ_NODES (default 10000), BENCH_REQUESTS (default 500).
 // Then the provisioning plane (bench/provisioning.ts: DHCP, TFTP, HTTP boot against Kea, dnsmasq,
 // tftpd-hpa and nginx; needs root). One part only: `npm run bench -- --only annealer|provisioning`
-// or BENCH_ONLY=annealer|provisioning.
+// or BENCH_ONLY=annealer|provisioning. Then discovery (bench/discovery.ts: ramdisk size, VM boot,
+// agent dispatch latency and idle cost; needs root): `--only discovery`.
 // Results are documented in docs/performance.md.
 import fs from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
@@ -18,6 +19,7 @@ import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { runProvisioningBench } from './provisioning.js';
+import { runDiscoveryBench } from './discovery.js';
 import { labPrerequisitesMissing } from '../src/lab/lab.js';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
@@ -213,25 +215,25 @@ process.once('SIGINT', () => {
   void (server?.close() ?? Promise.resolve()).finally(() => process.exit(130));
 });
 
-function onlyPart(): 'annealer' | 'provisioning' | undefined {
+function onlyPart(): 'annealer' | 'provisioning' | 'discovery' | undefined {
   const i = process.argv.indexOf('--only');
   const v = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? process.env.BENCH_ONLY;
   if (v === undefined || v === '' || v === 'all') return undefined;
-  if (v !== 'annealer' && v !== 'provisioning') throw new Error(`--only takes annealer or provisioning, not '${v}'`);
+  if (v !== 'annealer' && v !== 'provisioning' && v !== 'discovery') throw new Error(`--only takes annealer, provisioning or discovery, not '${v}'`);
   return v;
 }
 
 async function all(): Promise<void> {
   const only = onlyPart();
-  if (only !== 'provisioning') await main();
+  if (only === undefined || only === 'annealer') await main();
   if (only === 'annealer') return;
   const missing = labPrerequisitesMissing();
   if (missing && only === undefined) {
-    log(`skipping the provisioning bench: ${missing} (run as root, or --only annealer)`);
+    log(`skipping the provisioning and discovery benches: ${missing} (run as root, or --only annealer)`);
     return;
   }
-  const report = await runProvisioningBench();
-  console.log(report.text);
+  if (only === undefined || only === 'provisioning') console.log((await runProvisioningBench()).text);
+  if (only === undefined || only === 'discovery') await runDiscoveryBench((m) => log(`discovery: ${m}`));
 }
 
 all().then(() => process.exit(0), (err) => {
