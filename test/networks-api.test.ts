@@ -205,3 +205,33 @@ test('binding the network role allocates and writes the plan; a bound network ca
   assert.equal((await api('GET', '/api/v1/roles/network-tiny')).status, 404);
   assert.equal((await db.query(`SELECT count(*)::int AS n FROM network_allocations a WHERE NOT EXISTS (SELECT 1 FROM networks n WHERE n.id = a.network_id)`)).rows[0].n, 0);
 });
+
+test('content packs carry networks: imported with their role, refused whole naming the field', async () => {
+  const pack = (networks: unknown[], roles: unknown[] = []) => ({ name: 'netpack', version: '1.0.0', roles, networks });
+  const bad = await api('POST', '/api/v1/content-packs', pack([
+    { name: 'pub', category: 'public', conduit: '1g3', ranges: [{ name: 'host', first: '10.70.0.10/24', last: '10.70.0.20/24' }] },
+    { name: 'pub2', category: 'public', conduit: '1g4,1g5', ranges: [{ name: 'host', first: '10.71.0.10/24', last: '10.71.0.20/24' }] },
+  ]));
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.equal(bad.body.field, 'networks[1].use_team');
+  assert.match(bad.body.message, /pack netpack: networks\[1\] \(pub2\)/);
+  assert.equal((await api('GET', '/api/v1/networks/pub')).status, 404, 'nothing of a refused pack is stored');
+  const badShape = await api('POST', '/api/v1/content-packs', pack([{ name: 'pub', category: 'public', conduit: '1g3', vlan: 'ten' }]));
+  assert.equal(badShape.status, 400);
+  assert.match(badShape.body.message, /networks\[0\]\.vlan/);
+
+  // A role in the pack may require the network's role.
+  const ok = await api('POST', '/api/v1/content-packs', pack(
+    [{ name: 'pub', category: 'public', conduit: '1g3', v6prefix: 'fd00:70::/64', ranges: [{ name: 'host', first: '10.70.0.10/24', last: '10.70.0.20/24' }], router: { address: '10.70.0.1' } }],
+    [{ name: 'web', requires: ['network-pub'] }]));
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.equal(ok.body.networks, 1);
+  const pub = (await api('GET', '/api/v1/networks/pub')).body;
+  assert.deepEqual([pub.content_pack, pub.v6prefix, pub.router?.address, pub.ranges.length], ['netpack', 'fd00:70::/64', '10.70.0.1', 1]);
+  assert.equal((await api('GET', '/api/v1/roles/network-pub')).body.content_pack, 'netpack');
+  const again = await api('POST', '/api/v1/content-packs', pack(
+    [{ name: 'pub', category: 'public', conduit: '1g3', v6prefix: 'fd00:70::/64', ranges: [{ name: 'host', first: '10.70.0.10/24', last: '10.70.0.20/24' }], router: { address: '10.70.0.1' } }],
+    [{ name: 'web', requires: ['network-pub'] }]));
+  assert.equal(again.status, 200);
+  assert.equal(again.body.changed, false, 'an unchanged pack changes nothing');
+});

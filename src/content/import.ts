@@ -6,8 +6,9 @@ import { FulcrumError } from '../model/errors.js';
 import { checkRoleGraph, upsertAttrib, upsertRole } from '../model/roles.js';
 import { checkBundle, PackError, validateReferences, type PackBundle } from './pack.js';
 import { templateError } from '../provisioning/bootenvs.js';
+import { writeNetwork } from '../network/networks.js';
 
-export interface ImportResult { name: string; version: string; roles: number; attribs: number; profiles: number; bootenvs: number; changed: boolean }
+export interface ImportResult { name: string; version: string; roles: number; attribs: number; profiles: number; bootenvs: number; networks: number; changed: boolean }
 
 export async function importPack(tx: Tx, body: unknown): Promise<ImportResult> {
   let pack: PackBundle;
@@ -31,9 +32,20 @@ export async function importPack(tx: Tx, body: unknown): Promise<ImportResult> {
     throw err;
   }
   const before = await tx.query('SELECT digest FROM content_packs WHERE name = $1 FOR UPDATE', [pack.name]);
-  const counts = { name: pack.name, version: pack.version, roles: pack.roles.length, attribs: pack.attribs.length, profiles: pack.profiles.length, bootenvs: pack.bootenvs.length };
+  const counts = { name: pack.name, version: pack.version, roles: pack.roles.length, attribs: pack.attribs.length, profiles: pack.profiles.length, bootenvs: pack.bootenvs.length, networks: pack.networks.length };
   if (before.rows[0]?.digest === pack.digest) return { ...counts, changed: false };
 
+  // Networks first: each brings its network-<name> role, which the pack's roles may name.
+  for (const [i, n] of pack.networks.entries()) {
+    const id = (await tx.query('SELECT id FROM networks WHERE name = $1', [n.name])).rows[0]?.id ?? null;
+    const ranges = n.ranges.map((r) => ({ ...r, allow_bound_leases: r.allow_bound_leases ?? undefined, allow_anon_leases: r.allow_anon_leases ?? undefined }));
+    try {
+      await writeNetwork(tx, id, { ...n, ranges, content_pack: pack.name });
+    } catch (err) {
+      if (err instanceof FulcrumError) throw new FulcrumError(err.kind, `pack ${pack.name}: networks[${i}] (${n.name}): ${err.message}`, `networks[${i}]${err.field ? `.${err.field}` : ''}`);
+      throw err;
+    }
+  }
   // Roles first without their references checked (they may point at each other), then attribs,
   // then the whole graph once: unknown references and cycles roll the import back entirely.
   for (const [i, r] of pack.roles.entries()) await upsertRole(tx, { ...r, content_pack: pack.name }, `roles[${i}].`);

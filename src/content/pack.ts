@@ -44,6 +44,13 @@ export interface BootenvSpec {
   name: string; description: string; netboot: boolean; kernel: string | null; initrds: string[];
   boot_params: string; templates: Array<{ path: string; contents: string }>; required_params: string[]; kexec: boolean;
 }
+/** A network (docs/networks.md); its ranges and router are checked by the server's rules at import. */
+export interface NetworkSpec {
+  name: string; description: string; category: string; conduit: string; vlan: number; use_vlan: boolean; use_bridge: boolean;
+  team_mode: number; use_team: boolean; configure: boolean; v6prefix: string | null;
+  ranges: Array<{ name: string; first: string; last: string; allow_bound_leases: boolean | null; allow_anon_leases: boolean | null; bound_lease_time: number; anon_lease_time: number }>;
+  router: { address: string; pref: number } | null;
+}
 export interface PackBundle {
   name: string;
   version: string;
@@ -52,6 +59,7 @@ export interface PackBundle {
   attribs: AttribSpec[];
   profiles: ProfileSpec[];
   bootenvs: BootenvSpec[];
+  networks: NetworkSpec[];
   /** sha256 (hex) of the canonical JSON of everything else: see packDigest. */
   digest: string;
 }
@@ -165,6 +173,15 @@ const BOOTENV = record<BootenvSpec>({
   name: [name, REQUIRED], description: [str, ''], netboot: [bool, true], kernel: [nullable(str), null],
   initrds: [list(str), []], boot_params: [str, ''], templates: [list(TEMPLATE), []], required_params: [list(str), []], kexec: [bool, false],
 });
+const RANGE = record<NetworkSpec['ranges'][number]>({
+  name: [name, REQUIRED], first: [str, REQUIRED], last: [str, REQUIRED], allow_bound_leases: [nullable(bool), null], allow_anon_leases: [nullable(bool), null],
+  bound_lease_time: [int(0), 0], anon_lease_time: [int(0), 0],
+});
+const NETWORK = record<NetworkSpec>({
+  name: [name, REQUIRED], description: [str, ''], category: [name, REQUIRED], conduit: [str, REQUIRED], vlan: [int(0), 0], use_vlan: [bool, false],
+  use_bridge: [bool, false], team_mode: [int(0), 5], use_team: [bool, false], configure: [bool, true], v6prefix: [nullable(str), null],
+  ranges: [list(RANGE), []], router: [nullable(record<NonNullable<NetworkSpec['router']>>({ address: [str, REQUIRED], pref: [int(0), 65536] })), null],
+});
 const MANIFEST = record<PackContent>({
   name: [name, REQUIRED],
   version: [version, REQUIRED],
@@ -173,9 +190,10 @@ const MANIFEST = record<PackContent>({
   attribs: [list(ATTRIB), []],
   profiles: [list(PROFILE), []],
   bootenvs: [list(BOOTENV), []],
+  networks: [list(NETWORK), []],
 });
 
-const KINDS = { roles: 'role', attribs: 'attrib', profiles: 'profile', bootenvs: 'bootenv' } as const;
+const KINDS = { roles: 'role', attribs: 'attrib', profiles: 'profile', bootenvs: 'bootenv', networks: 'network' } as const;
 type Kind = keyof typeof KINDS;
 
 // ---- Where each object came from, so later checks can name the file and key. ----
@@ -259,6 +277,7 @@ export async function readPack(dir: string, opts: { standalone?: boolean } = {})
   content.attribs.push(...await readEach(root, 'attribs', ATTRIB));
   content.profiles.push(...await readEach(root, 'profiles', PROFILE));
   content.bootenvs.push(...await readEach(root, 'bootenvs', BOOTENV));
+  content.networks.push(...await readEach(root, 'networks', NETWORK));
   for (const env of content.bootenvs) {
     const o = ORIGIN.get(env)!;
     env.templates = await resolveFiles(root, env.templates, { ...o, key: at(o.key, 'templates') }) as BootenvSpec['templates'];
@@ -355,7 +374,8 @@ function checkPack(pack: PackContent): void {
  */
 export function validateReferences(bundle: PackContent, known: KnownNames): void {
   const names = {
-    role: new Set([...known.roles, ...bundle.roles.map((r) => r.name)]),
+    // A network in the pack brings its network-<name> role.
+    role: new Set([...known.roles, ...bundle.roles.map((r) => r.name), ...bundle.networks.map((n) => `network-${n.name}`)]),
     attrib: new Set([...known.attribs, ...bundle.attribs.map((a) => a.name)]),
   };
   bundle.roles.forEach((r, i) => {
@@ -375,8 +395,9 @@ export function validateReferences(bundle: PackContent, known: KnownNames): void
 
 /** sha256 hex of the canonical JSON (keys sorted) of a pack's content: unchanged pack, same digest. */
 export function packDigest(content: PackContent): string {
-  const { name: n, version: v, description, roles, attribs, profiles, bootenvs } = content;
-  return createHash('sha256').update(canonical({ name: n, version: v, description, roles, attribs, profiles, bootenvs })).digest('hex');
+  const { name: n, version: v, description, roles, attribs, profiles, bootenvs, networks } = content;
+  // networks only when present, so packs without any keep the digest they had before networks existed.
+  return createHash('sha256').update(canonical({ name: n, version: v, description, roles, attribs, profiles, bootenvs, ...(networks.length ? { networks } : {}) })).digest('hex');
 }
 const canonical = (v: unknown): string => Array.isArray(v) ? `[${v.map(canonical).join(',')}]`
   : isPlain(v) ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`
