@@ -10,6 +10,7 @@ import { createPacket, decode, encode, getOption, setOption, decodePxeVendorOpti
 import { ensureBuiltinBootenvs } from '../src/provisioning/bootenvs.js';
 import { ensureSystemDeployment } from '../src/model/deployments.js';
 import type { Store } from '../src/store/db.js';
+import { waitFor } from './support/server.js';
 
 let db: { store: Store; close(): Promise<void> };
 let server: DhcpServer;
@@ -30,7 +31,7 @@ before(async () => {
   await db.store.query(`INSERT INTO reservations (mac, subnet_id, address, hostname) SELECT '52:54:00:00:aa:01', id, '10.50.0.50', 'reserved-one' FROM subnets WHERE name = 'lab'`);
   server = new DhcpServer({ store: db.store, address: SERVER, httpBase: `http://${SERVER}:8091/boot` });
 });
-after(async () => { await db?.close(); await stopOwnCluster(); });
+after(async () => { await server?.stop(); await db?.close(); await stopOwnCluster(); });
 
 function request(type: number, mac: string, opts: Array<[string, unknown]> = [], init: Partial<DhcpPacket> = {}): DhcpPacket {
   const p = createPacket({ chaddr: mac, xid: 0x1234, flags: 0x8000, ...init });
@@ -124,7 +125,11 @@ test('netboot goldens: BIOS, x86-64 UEFI, ARM64 UEFI, iPXE', async () => {
 test('a known node in a local bootenv gets an address but no boot file', async () => {
   await db.store.query(`INSERT INTO nodes (name, deployment_id, bootenv) SELECT 'disk.test', id, 'local' FROM deployments WHERE system`);
   await db.store.query(`INSERT INTO node_macs (mac, node_id) SELECT '52:54:00:00:02:01', id FROM nodes WHERE name = 'disk.test'`);
-  const r = (await exchange(request(1, '52:54:00:00:02:01', PXE_BIOS)))!;
+  // The server learns of the new MAC from the change notification (migration 008), not per packet.
+  const r = await waitFor('the DHCP server sees the node', async () => {
+    const x = (await exchange(request(1, '52:54:00:00:02:01', PXE_BIOS)))!;
+    return x.packet.file === '' && x;
+  }, 5000, 20);
   assert.notEqual(r.packet.yiaddr, '0.0.0.0');
   assert.equal(r.packet.file, '');
   assert.equal(getOption(r.packet, 'vendor-class'), undefined);

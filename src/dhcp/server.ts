@@ -10,10 +10,8 @@ import { emit } from '../events/outbox.js';
 import { render } from '../provisioning/bootenvs.js';
 import { dhcpDrops, dhcpLatency, dhcpMessages } from '../metrics.js';
 import { bootInfo, type BootInfo } from './netboot.js';
-import {
-  bindLease, endLease, hold, inCidr, leaseOf, netmask, pickAddress, reservationFor, subnetContaining,
-  type Client, type Subnet,
-} from './leases.js';
+import { inCidr, netmask, type Client, type Subnet } from './leases.js';
+import { LeaseEngine } from './lease-engine.js';
 import {
   decode, encode, DhcpDecodeError, getOption, setOption, setOptionByName, encodePxeVendorOptions, maxMessageSize, type DhcpPacket,
 } from './packet.js';
@@ -47,12 +45,16 @@ export class DhcpServer {
   private send?: dgram.Socket;
   private readonly ports: { server: number; client: number; proxy: number };
   private readonly seenRogues = new Map<string, number>();
+  /** Subnets, reservations, known MACs and the owned subnets' leases, in memory (lease-engine.ts). */
+  readonly engine: LeaseEngine;
 
   constructor(private readonly opts: DhcpServerOptions) {
     this.ports = opts.ports ?? { server: 67, client: 68, proxy: 4011 };
+    this.engine = new LeaseEngine(opts.store, opts.log);
   }
 
   async start(): Promise<void> {
+    await this.engine.ready();
     const bind = (port: number, address: string, onMessage?: (b: Buffer, r: dgram.RemoteInfo) => void) =>
       new Promise<dgram.Socket>((resolve, reject) => {
         const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
@@ -71,6 +73,7 @@ export class DhcpServer {
   async stop(): Promise<void> {
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets = [];
+    await this.engine.stop();
   }
 
   private async receive(buf: Buffer, rinfo: dgram.RemoteInfo, via: 'dhcp' | 'proxy'): Promise<void> {
@@ -100,20 +103,20 @@ export class DhcpServer {
   }
 
   /** Subnet selection: option 82 link selection, option 118, giaddr; else our own segment. */
-  private async subnetFor(req: DhcpPacket): Promise<Subnet | null> {
+  private subnetFor(req: DhcpPacket): Subnet | null {
     const sel = getOption(req, 'relay-agent-information')?.linkSelection ?? getOption(req, 'subnet-selection');
-    if (sel) return subnetContaining(this.opts.store, sel);
-    if (req.giaddr !== ZERO) return subnetContaining(this.opts.store, req.giaddr);
-    return subnetContaining(this.opts.store, this.opts.address);
+    if (sel) return this.engine.subnetContaining(sel);
+    if (req.giaddr !== ZERO) return this.engine.subnetContaining(req.giaddr);
+    return this.engine.subnetContaining(this.opts.address);
   }
 
   async handle(req: DhcpPacket, type: string, rinfo: dgram.RemoteInfo, via: 'dhcp' | 'proxy'): Promise<Reply | null> {
-    const subnet = await this.subnetFor(req);
+    await this.engine.ready();
+    const subnet = this.subnetFor(req);
     const mac = req.chaddr.toLowerCase();
     const clientId = getOption(req, 'client-identifier');
     const client: Client = { mac, clientId: clientId ? `${clientId.type}:${clientId.data.toString('hex')}` : undefined, hostname: getOption(req, 'hostname') };
-    const node = (await this.opts.store.query(
-      `SELECT n.id, n.name, n.bootenv, b.netboot FROM node_macs m JOIN nodes n ON n.id = m.node_id LEFT JOIN bootenvs b ON b.name = n.bootenv WHERE m.mac = $1`, [mac])).rows[0];
+    const node = this.engine.node(mac);
     const boot = bootInfo({
       mac, vendorClass: getOption(req, 'vendor-class'), userClass: getOption(req, 'user-class'),
       ipxeOptions: getOption(req, 'ipxe-encapsulated') !== undefined, arch: getOption(req, 'client-arch'),
@@ -132,26 +135,26 @@ export class DhcpServer {
 
     const requested = getOption(req, 'requested-ip');
     const serverId = getOption(req, 'server-identifier');
-    const reservation = await reservationFor(this.opts.store, mac);
+    const reservation = this.engine.reservation(mac);
     const reserved = reservation && reservation.subnet_id === subnet.id ? reservation : null;
     switch (type) {
       case 'DISCOVER': {
-        const address = await pickAddress(this.opts.store, subnet, client, requested,
+        // Chosen and held (offer_hold_s, in memory) in one step: no other client is offered it meanwhile.
+        const address = await this.engine.offer(subnet, client, requested,
           this.opts.probe ? (ip) => this.opts.probe!(ip, subnet.probe_timeout_ms) : undefined);
+        if (address === undefined) { dhcpDrops.inc({ reason: 'subnet-served-elsewhere' }); return null; }
         if (!address) {
           dhcpDrops.inc({ reason: 'pool-exhausted' });
-          await this.opts.store.tx((tx) => emit(tx, { type: 'dhcp.exhausted', object_kind: 'subnet', object_id: subnet.id, payload: { subnet: subnet.name, mac } }));
+          await this.engine.exhausted(subnet, mac);
           return null;
         }
-        // A short hold, so the address is not offered to someone else meanwhile.
-        await hold(this.opts.store, subnet, address, client, 'offered', subnet.offer_hold_s);
         return this.route(req, await this.build(req, 'OFFER', address, subnet, boot, reserved), 'OFFER');
       }
       case 'REQUEST': {
         if (serverId !== undefined && serverId !== this.opts.address) {
           // The client took another server's offer (RFC 2131 §4.3.2): let our hold lapse.
           dhcpDrops.inc({ reason: 'other-server' });
-          await this.opts.store.query(`UPDATE leases SET expires_at = now() WHERE mac = $1 AND state = 'offered'`, [mac]);
+          this.engine.dropOffer(subnet, mac);
           return null;
         }
         const address = requested ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
@@ -159,24 +162,27 @@ export class DhcpServer {
         if (!address || !inCidr(subnet.cidr, address)) {
           return this.route(req, await this.build(req, 'NAK', ZERO, subnet, null, null, { message: `${address ?? 'no address'} is not on subnet ${subnet.cidr}` }), 'NAK');
         }
-        const lease = await leaseOf(this.opts.store, mac, address);
-        const isReserved = reserved?.address === address;
-        if (!lease && !isReserved) {
+        // Committed (group commit, lease-engine.ts) before the ACK is sent.
+        const bound = await this.engine.bind(subnet, client, address, reserved?.address === address);
+        if (bound === undefined) { dhcpDrops.inc({ reason: 'subnet-served-elsewhere' }); return null; }
+        if (bound === 'unknown') {
           // INIT-REBOOT / RENEWING for an address we have no record of: stay silent (§4.3.2).
           if (state !== 'SELECTING') { dhcpDrops.inc({ reason: 'unknown-lease' }); return null; }
           return this.route(req, await this.build(req, 'NAK', ZERO, subnet, null, null, { message: 'no offer for this address' }), 'NAK');
         }
-        if (!(await bindLease(this.opts.store, subnet, client, address))) {
+        if (bound === 'taken') {
           return this.route(req, await this.build(req, 'NAK', ZERO, subnet, null, null, { message: `${address} is in use` }), 'NAK');
         }
         return this.route(req, await this.build(req, 'ACK', address, subnet, boot, reserved), 'ACK');
       }
       case 'DECLINE': {
-        if (requested) await endLease(this.opts.store, mac, requested, 'declined');
+        const of = requested && this.engine.subnetContaining(requested);
+        if (of && !of.proxy) await this.engine.end(of, mac, requested, 'declined');
         return null;
       }
       case 'RELEASE': {
-        await endLease(this.opts.store, mac, req.ciaddr, 'released');
+        const of = req.ciaddr !== ZERO && this.engine.subnetContaining(req.ciaddr);
+        if (of && !of.proxy) await this.engine.end(of, mac, req.ciaddr, 'released');
         return null;
       }
       case 'INFORM': {

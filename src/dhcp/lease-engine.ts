@@ -1,0 +1,468 @@
+// The DHCP lease engine (docs/decisions/0008-dhcp-lease-engine.md). The DHCP server's packet path
+// reads nothing from PostgreSQL: subnets, reservations and the boot facts of known MACs are cached
+// and reloaded when the `fulcrum_dhcp` channel says a table changed (migration 008); the leases of
+// a subnet are held in memory by the one process that owns the subnet (a session advisory lock),
+// loaded from PostgreSQL when it takes the subnet. Offers are holds in memory only. Every change
+// that must survive — a binding (ACK), a release, a decline — is queued and committed in one
+// multi-row statement per batch (group commit) before the reply that depends on it is sent, so an
+// ACKed lease survives `kill -9` while a boot storm costs one WAL flush per batch, not per packet.
+import pg from 'pg';
+import { NOTIFY_CHANNEL, type Store } from '../store/db.js';
+import { emit } from '../events/outbox.js';
+import { SUBNET_SELECT, cleanSubnet, intToIp, ipToInt, type Client, type Subnet } from './leases.js';
+
+export type LeaseState = 'offered' | 'bound' | 'released' | 'declined' | 'expired';
+export interface Reservation { mac: string; address: string; subnet_id: number; hostname: string | null; options: Record<string, unknown> }
+/** What one address holds in memory; `expires` is in Date.now() milliseconds. */
+interface Entry { mac: string | null; state: LeaseState; expires: number; clientId: string | null; hostname: string | null }
+interface Row { subnet_id: number; address: string; mac: string | null; client_id: string | null; hostname: string | null; state: LeaseState; secs: number; event: boolean }
+
+/** The advisory-lock class of DHCP subnet ownership ('DHCP'); the second key is the subnet id. */
+const LOCK_CLASS = 0x44484350;
+export const DHCP_CHANNEL = 'fulcrum_dhcp';
+/** A subnet another process owns is tried again after this long. */
+const RETRY_OWNERSHIP_MS = 2000;
+/** At most one NOTIFY on the main channel per this many ms for lease events (they wake every consumer). */
+const NOTIFY_EVERY_MS = 200;
+const MAX_BATCH = 2000;
+const ATTEMPTS = 8;
+
+const held = (e: Entry | undefined, now: number) => !!e && e.expires > now && (e.state === 'bound' || e.state === 'offered' || e.state === 'declined');
+
+/** The leases of one subnet this process owns. */
+class SubnetLeases {
+  byAddr = new Map<number, Entry>();
+  /** A client's most recent non-declined address: "its current or last lease". */
+  lastOf = new Map<string, number>();
+  /** Per pool: no address below it is never-used (everything below has an entry or a reservation). */
+  cursors: number[] = [];
+  ranges: Array<[number, number]> = [];
+  stale = true;
+  constructor(public subnet: Subnet) { this.setSubnet(subnet); }
+
+  setSubnet(s: Subnet): void {
+    this.subnet = s;
+    this.ranges = s.pools.map((p) => [ipToInt(p.first), ipToInt(p.last)]);
+    this.resetCursors();
+  }
+  resetCursors(): void { this.cursors = this.ranges.map(([first]) => first); }
+  inPools(a: number): boolean { return this.ranges.some(([f, l]) => a >= f && a <= l); }
+  set(a: number, e: Entry): void {
+    this.byAddr.set(a, e);
+    if (e.mac && e.state !== 'declined') this.lastOf.set(e.mac, a);
+  }
+}
+
+/** Group commit: lease rows queued by many packets, written by one statement per batch. */
+class LeaseWriter {
+  private queue: Array<{ row: Row; resolve: () => void; reject: (e: Error) => void }> = [];
+  private running = false;
+  private idleWaiters: Array<() => void> = [];
+  batches = 0;
+  rows = 0;
+
+  constructor(private readonly store: Store, private readonly committed: (withEvents: boolean) => void) {}
+
+  write(row: Row): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, resolve, reject });
+      if (!this.running) {
+        this.running = true;
+        // Flush at once when idle (after this turn of the event loop, so packets read together
+        // share a commit); while a flush is in flight, the queue grows into the next batch.
+        setImmediate(() => void this.run());
+      }
+    });
+  }
+
+  idle(): Promise<void> {
+    return this.running ? new Promise((r) => this.idleWaiters.push(r)) : Promise.resolve();
+  }
+
+  private async run(): Promise<void> {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      // One row per address (a statement cannot upsert one row twice): the last write wins, and
+      // every writer of that address waits for the same commit.
+      const rows = new Map<string, Row>();
+      for (const { row } of batch) rows.set(row.address, row);
+      const list = [...rows.values()];
+      const events = list.filter((r) => r.event).map((r) => ({ subnet_id: r.subnet_id, address: r.address, mac: r.mac, hostname: r.hostname, state: r.state, seconds: r.secs }));
+      try {
+        await this.store.query(
+          `WITH input AS (
+             SELECT * FROM unnest($1::bigint[], $2::inet[], $3::macaddr[], $4::text[], $5::text[], $6::text[], $7::float8[])
+               AS t(subnet_id, address, mac, client_id, hostname, state, secs)),
+           written AS (
+             INSERT INTO leases (subnet_id, address, mac, client_id, hostname, state, expires_at)
+             SELECT subnet_id, address, mac, client_id, hostname, state, now() + make_interval(secs => secs) FROM input
+             ON CONFLICT (address) DO UPDATE SET subnet_id = EXCLUDED.subnet_id, mac = COALESCE(EXCLUDED.mac, leases.mac),
+               client_id = EXCLUDED.client_id, hostname = EXCLUDED.hostname, state = EXCLUDED.state,
+               expires_at = EXCLUDED.expires_at, updated_at = now()
+             RETURNING 1)
+           INSERT INTO events (type, object_kind, payload)
+           SELECT 'dhcp.leases', 'dhcp', jsonb_build_object('leases', $8::jsonb) WHERE jsonb_array_length($8::jsonb) > 0`,
+          [list.map((r) => r.subnet_id), list.map((r) => r.address), list.map((r) => r.mac), list.map((r) => r.client_id),
+            list.map((r) => r.hostname), list.map((r) => r.state), list.map((r) => r.secs), JSON.stringify(events)]);
+        this.batches++;
+        this.rows += list.length;
+        for (const p of batch) p.resolve();
+        this.committed(events.length > 0);
+      } catch (err) {
+        for (const p of batch) p.reject(err as Error);
+      }
+    }
+    this.running = false;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}
+
+export class LeaseEngine {
+  private session?: pg.Client;
+  private connecting?: Promise<pg.Client>;
+  private loaded?: Promise<void>;
+  private subnets: Subnet[] = [];
+  private reservations = new Map<string, Reservation>();
+  /** address → the MACs it is reserved for (one node's MACs may share one address). */
+  private reservedAt = new Map<number, Set<string>>();
+  private nodes = new Map<string, { netboot: boolean }>();
+  private states = new Map<number, SubnetLeases>();
+  private preparing = new Map<number, Promise<SubnetLeases | null>>();
+  private refused = new Map<number, number>();
+  private dirty = new Set<'subnets' | 'reservations' | 'nodes'>();
+  private refreshing = false;
+  private lastNotify = 0;
+  private notifyTimer?: NodeJS.Timeout;
+  private lastExhausted = new Map<number, number>();
+  private stopped = false;
+  readonly writer: LeaseWriter;
+  /** How many times the cached configuration was reloaded after a change (tests wait on it). */
+  reloads = 0;
+
+  constructor(private readonly store: Store, private readonly log: (m: string) => void = () => {}) {
+    this.writer = new LeaseWriter(store, (withEvents) => { if (withEvents) this.notifySoon(); });
+  }
+
+  /** LISTEN first, then load, so that no change between the two is missed. Idempotent. */
+  ready(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('the DHCP lease engine is stopped'));
+    this.loaded ??= (async () => {
+      await this.connect();
+      await this.load(new Set(['subnets', 'reservations', 'nodes']));
+    })().catch((err) => { this.loaded = undefined; throw err; });
+    return this.loaded;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.notifyTimer);
+    await this.writer.idle();
+    const s = this.session ?? (await this.connecting?.catch(() => undefined));
+    this.session = undefined;
+    this.states.clear();
+    await s?.end().catch(() => undefined); // ends the session: its advisory locks go with it
+  }
+
+  private connect(): Promise<pg.Client> {
+    if (this.session) return Promise.resolve(this.session);
+    this.connecting ??= (async () => {
+      const c = new pg.Client({ connectionString: this.store.url, application_name: 'fulcrum-dhcp' });
+      const lost = (why: string) => {
+        if (this.session !== c && this.connecting === undefined) return;
+        if (this.session === c) this.log(`dhcp: database session lost (${why}); subnets are taken again on the next packet`);
+        this.session = undefined;
+        this.connecting = undefined;
+        // The locks went with the session: another replica may take the subnets now.
+        this.states.clear();
+        // Changes may have been missed while no one listened.
+        this.loaded = undefined;
+      };
+      c.on('error', (e) => lost(e.message));
+      c.on('end', () => lost('closed'));
+      c.on('notification', (n) => this.changed(n.payload ?? ''));
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${DHCP_CHANNEL}`);
+      } catch (err) {
+        this.connecting = undefined;
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+      this.session = c;
+      this.connecting = undefined;
+      return c;
+    })();
+    return this.connecting;
+  }
+
+  private async load(parts: Set<string>): Promise<void> {
+    const [subnets, reservations, nodes] = await Promise.all([
+      parts.has('subnets') ? this.store.query(SUBNET_SELECT) : undefined,
+      parts.has('reservations') ? this.store.query(`SELECT mac::text AS mac, host(address) AS address, subnet_id, hostname, options FROM reservations`) : undefined,
+      parts.has('nodes') ? this.store.query(
+        `SELECT m.mac::text AS mac, b.netboot FROM node_macs m JOIN nodes n ON n.id = m.node_id LEFT JOIN bootenvs b ON b.name = n.bootenv`) : undefined,
+    ]);
+    if (subnets) {
+      this.subnets = subnets.rows.map(cleanSubnet);
+      const byId = new Map(this.subnets.map((s) => [s.id, s]));
+      for (const [id, st] of this.states) {
+        const s = byId.get(id);
+        if (!s || s.proxy) { this.states.delete(id); void this.session?.query(`SELECT pg_advisory_unlock(${LOCK_CLASS}, $1::int)`, [id]).catch(() => undefined); }
+        else if (JSON.stringify(s.pools) !== JSON.stringify(st.subnet.pools)) st.setSubnet(s);
+        else st.subnet = s;
+      }
+    }
+    if (reservations) {
+      this.reservations = new Map(reservations.rows.map((r) => [r.mac, r]));
+      this.reservedAt = new Map();
+      for (const r of reservations.rows) {
+        const a = ipToInt(r.address);
+        if (!this.reservedAt.has(a)) this.reservedAt.set(a, new Set());
+        this.reservedAt.get(a)!.add(r.mac);
+      }
+      // A reservation removed frees an address the cursors may have passed.
+      for (const st of this.states.values()) st.resetCursors();
+    }
+    if (nodes) this.nodes = new Map(nodes.rows.map((n) => [n.mac, { netboot: n.netboot !== false }]));
+  }
+
+  /** A table changed (migration 008's triggers): reload that part; leases deleted: reload the subnets' leases. */
+  private changed(table: string): void {
+    if (table === 'leases') { for (const st of this.states.values()) st.stale = true; return; }
+    this.dirty.add(table === 'subnets' ? 'subnets' : table === 'reservations' ? 'reservations' : 'nodes');
+    if (this.refreshing) return;
+    this.refreshing = true;
+    void (async () => {
+      try {
+        for (let i = 0; this.dirty.size && i < 100; i++) {
+          const parts = new Set<string>(this.dirty);
+          this.dirty.clear();
+          await this.load(parts);
+          this.reloads++;
+        }
+      } catch (err) {
+        this.log(`dhcp: reloading the configuration failed: ${(err as Error).message}; reloading on the next packet`);
+        this.loaded = undefined;
+      } finally {
+        this.refreshing = false;
+      }
+    })();
+  }
+
+  // ---- configuration lookups (no I/O) ----
+
+  /** The enabled subnet containing `address`, the most specific one. */
+  subnetContaining(address: string): Subnet | null {
+    const n = ipToInt(address);
+    let best: Subnet | null = null;
+    let bestBits = -1;
+    for (const s of this.subnets) {
+      const [net, b] = s.cidr.split('/');
+      const bits = Number(b);
+      const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+      if (((n & mask) >>> 0) === ((ipToInt(net) & mask) >>> 0) && bits > bestBits) { best = s; bestBits = bits; }
+    }
+    return best;
+  }
+
+  reservation(mac: string): Reservation | null { return this.reservations.get(mac) ?? null; }
+  node(mac: string): { netboot: boolean } | undefined { return this.nodes.get(mac); }
+
+  // ---- leases ----
+
+  /** The subnet's leases if this process owns the subnet (taking it if no one does); null otherwise. */
+  private leasesOf(subnet: Subnet): SubnetLeases | null | Promise<SubnetLeases | null> {
+    const st = this.states.get(subnet.id);
+    if (st && !st.stale) return st;
+    let p = this.preparing.get(subnet.id);
+    if (!p) {
+      p = this.prepare(subnet).finally(() => this.preparing.delete(subnet.id));
+      this.preparing.set(subnet.id, p);
+    }
+    return p;
+  }
+
+  private async prepare(subnet: Subnet): Promise<SubnetLeases | null> {
+    let st = this.states.get(subnet.id);
+    if (!st) {
+      if (Date.now() - (this.refused.get(subnet.id) ?? -Infinity) < RETRY_OWNERSHIP_MS) return null;
+      const session = await this.connect();
+      const ok = (await session.query(`SELECT pg_try_advisory_lock(${LOCK_CLASS}, $1::int) AS ok`, [subnet.id])).rows[0].ok;
+      if (!ok) {
+        this.refused.set(subnet.id, Date.now());
+        this.log(`dhcp: subnet ${subnet.name} is served by another process; not answering for it here`);
+        return null;
+      }
+      this.refused.delete(subnet.id);
+      st = new SubnetLeases(subnet);
+    }
+    // Our own queued writes first, so what is read back includes them.
+    await this.writer.idle();
+    const r = await this.store.query(
+      `SELECT host(address) AS address, mac::text AS mac, state, client_id, hostname,
+              extract(epoch FROM expires_at - now()) * 1000 AS left_ms
+         FROM leases WHERE subnet_id = $1 OR address <<= $2::cidr ORDER BY updated_at, id`, [subnet.id, subnet.cidr]);
+    const now = Date.now();
+    const old = st.byAddr;
+    st.byAddr = new Map();
+    st.lastOf = new Map();
+    for (const row of r.rows) {
+      st.set(ipToInt(row.address), { mac: row.mac, state: row.state, expires: now + Number(row.left_ms), clientId: row.client_id, hostname: row.hostname });
+    }
+    // Offers live in memory only: those still running survive a reload where nothing else holds the address.
+    for (const [a, e] of old) if (e.state === 'offered' && e.expires > now && !held(st.byAddr.get(a), now)) st.set(a, e);
+    st.resetCursors();
+    st.stale = false;
+    this.states.set(subnet.id, st);
+    return st;
+  }
+
+  /** Is `a` free for `mac`: not held by another client, not declined, not reserved for another MAC. */
+  private freeFor(st: SubnetLeases, a: number, mac: string, now: number): boolean {
+    const e = st.byAddr.get(a);
+    if (held(e, now) && (e!.state === 'declined' || e!.mac !== mac)) return false;
+    const macs = this.reservedAt.get(a);
+    if (macs) for (const m of macs) if (m !== mac) return false;
+    return true;
+  }
+
+  /** The first never-used pool address, else the one free the longest. */
+  private nextFree(st: SubnetLeases, now: number): number | null {
+    for (let i = 0; i < st.ranges.length; i++) {
+      const last = st.ranges[i][1];
+      let c = st.cursors[i];
+      while (c <= last && (st.byAddr.has(c) || this.reservedAt.has(c))) c++;
+      st.cursors[i] = c;
+      if (c <= last) return c;
+    }
+    let best: number | null = null;
+    let bestExpiry = Infinity;
+    for (const [a, e] of st.byAddr) {
+      if (held(e, now)) continue;
+      if (this.reservedAt.has(a) || !st.inPools(a)) continue;
+      if (e.expires < bestExpiry) { best = a; bestExpiry = e.expires; }
+    }
+    return best;
+  }
+
+  /** Hold `a` for the client for the offer time (a live binding of the same client is left as it is). */
+  private hold(st: SubnetLeases, a: number, client: Client, now: number): void {
+    const e = st.byAddr.get(a);
+    if (e && e.mac === client.mac && e.state === 'bound' && e.expires > now) return;
+    st.set(a, { mac: client.mac, state: 'offered', expires: now + st.subnet.offer_hold_s * 1000, clientId: client.clientId ?? null, hostname: client.hostname ?? null });
+  }
+
+  /**
+   * Choose and hold an address to offer (RFC 2131 §4.3.1): the client's reservation; else its
+   * current or last lease; else the address it asked for if valid and free; else the first
+   * never-used pool address; else the one free the longest. A new address is probed first when
+   * the subnet says so; one that answers is kept out of use for ten minutes. Choosing and holding
+   * happen in one synchronous step, so concurrent DISCOVERs never get the same address.
+   * Returns null when the pool is exhausted, undefined when another process serves the subnet.
+   */
+  async offer(subnet: Subnet, client: Client, requested: string | undefined, probe?: (ip: string) => Promise<boolean>): Promise<string | null | undefined> {
+    let st = await this.leasesOf(subnet);
+    if (!st) return undefined;
+    const reserved = this.reservations.get(client.mac);
+    if (reserved && reserved.subnet_id === subnet.id) {
+      this.hold(st, ipToInt(reserved.address), client, Date.now());
+      return reserved.address;
+    }
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const now = Date.now();
+      let a: number | null = null;
+      let fresh = false;
+      const mine = st.lastOf.get(client.mac);
+      if (mine !== undefined && st.byAddr.get(mine)?.mac === client.mac && st.byAddr.get(mine)?.state !== 'declined'
+        && st.inPools(mine) && this.freeFor(st, mine, client.mac, now)) a = mine;
+      else if (requested && st.inPools(ipToInt(requested)) && this.freeFor(st, ipToInt(requested), client.mac, now)) a = ipToInt(requested);
+      else { a = this.nextFree(st, now); fresh = true; }
+      if (a === null) return null;
+      this.hold(st, a, client, now);
+      const ip = intToIp(a);
+      if (fresh && subnet.probe && probe && (await probe(ip))) {
+        // Something answers there already: keep it out of use for a while and say so.
+        st = (await this.leasesOf(subnet)) ?? st;
+        const prev = st.byAddr.get(a);
+        st.set(a, { mac: prev?.mac ?? null, state: 'declined', expires: Date.now() + 600_000, clientId: null, hostname: null });
+        this.writer.write({ subnet_id: subnet.id, address: ip, mac: null, client_id: null, hostname: null, state: 'declined', secs: 600, event: false })
+          .catch((err) => this.log(`dhcp: recording the conflict at ${ip} failed: ${err.message}`));
+        await this.store.tx((tx) => emit(tx, { type: 'dhcp.conflict', object_kind: 'subnet', object_id: subnet.id, payload: { address: ip, subnet: subnet.name } }));
+        continue;
+      }
+      return ip;
+    }
+    return null;
+  }
+
+  /** The client took another server's offer (RFC 2131 §4.3.2): let our hold lapse. */
+  dropOffer(subnet: Subnet, mac: string): void {
+    const st = this.states.get(subnet.id);
+    const a = st?.lastOf.get(mac);
+    const e = a === undefined ? undefined : st!.byAddr.get(a);
+    if (e && e.mac === mac && e.state === 'offered') st!.set(a!, { ...e, expires: Date.now() });
+  }
+
+  /**
+   * Bind `address` to the client (REQUEST): 'unknown' when we hold no record of this client at
+   * that address and it is not reserved for it; 'taken' when someone else holds it; 'bound' once
+   * the binding is committed. undefined when another process serves the subnet.
+   */
+  async bind(subnet: Subnet, client: Client, address: string, reserved: boolean): Promise<'unknown' | 'taken' | 'bound' | undefined> {
+    const st = await this.leasesOf(subnet);
+    if (!st) return undefined;
+    const a = ipToInt(address);
+    const now = Date.now();
+    if (st.byAddr.get(a)?.mac !== client.mac && !reserved) return 'unknown';
+    if (!this.freeFor(st, a, client.mac, now)) return 'taken';
+    const entry: Entry = { mac: client.mac, state: 'bound', expires: now + subnet.lease_time_s * 1000, clientId: client.clientId ?? null, hostname: client.hostname ?? null };
+    st.set(a, entry);
+    await this.persist(st, subnet, address, entry, subnet.lease_time_s);
+    return 'bound';
+  }
+
+  /** RELEASE or DECLINE of the client's own lease; false when it holds none at that address. */
+  async end(subnet: Subnet, mac: string, address: string, state: 'released' | 'declined'): Promise<boolean> {
+    const st = await this.leasesOf(subnet);
+    if (!st) return false;
+    const a = ipToInt(address);
+    const e = st.byAddr.get(a);
+    if (!e || e.mac !== mac) return false;
+    const secs = state === 'declined' ? 3600 : 0;
+    const entry: Entry = { ...e, state, expires: Date.now() + secs * 1000 };
+    st.set(a, entry);
+    await this.persist(st, subnet, address, entry, secs);
+    return true;
+  }
+
+  private async persist(st: SubnetLeases, subnet: Subnet, address: string, e: Entry, secs: number): Promise<void> {
+    try {
+      await this.writer.write({ subnet_id: subnet.id, address, mac: e.mac, client_id: e.clientId, hostname: e.hostname, state: e.state, secs, event: true });
+    } catch (err) {
+      // Memory may now say more than the database: read the subnet back before the next answer.
+      st.stale = true;
+      throw err;
+    }
+  }
+
+  /** Pool exhausted: one event per subnet per 30 s, not one per DISCOVER of a storm. */
+  async exhausted(subnet: Subnet, mac: string): Promise<void> {
+    const last = this.lastExhausted.get(subnet.id) ?? -Infinity;
+    if (Date.now() - last < 30_000) return;
+    this.lastExhausted.set(subnet.id, Date.now());
+    await this.store.tx((tx) => emit(tx, { type: 'dhcp.exhausted', object_kind: 'subnet', object_id: subnet.id, payload: { subnet: subnet.name, mac } }));
+  }
+
+  /** Lease events are committed with their batch; consumers are woken at most every NOTIFY_EVERY_MS. */
+  private notifySoon(): void {
+    if (this.notifyTimer || this.stopped) return;
+    const wait = Math.max(0, this.lastNotify + NOTIFY_EVERY_MS - Date.now());
+    const send = () => {
+      this.notifyTimer = undefined;
+      this.lastNotify = Date.now();
+      this.store.query(`NOTIFY ${NOTIFY_CHANNEL}`).catch(() => undefined);
+    };
+    if (wait === 0) send();
+    else this.notifyTimer = setTimeout(send, wait);
+  }
+}

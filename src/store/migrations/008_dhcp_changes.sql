@@ -1,0 +1,24 @@
+-- The DHCP server keeps subnets, reservations, the boot facts of known MACs and the leases of the
+-- subnets it serves in memory (docs/decisions/0008-dhcp-lease-engine.md). A change made anywhere
+-- else is announced on the channel `fulcrum_dhcp` with the table's name as payload, and the
+-- server reloads that part. NOTIFY is delivered on commit and folds duplicates within a
+-- transaction, so a statement-level trigger costs one notification per changed table per commit.
+-- The DHCP server's own lease writes (INSERT/UPDATE) do not notify: only deletions come from elsewhere.
+CREATE FUNCTION fulcrum_dhcp_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('fulcrum_dhcp', TG_TABLE_NAME);
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER subnets_dhcp_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON subnets
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
+CREATE TRIGGER reservations_dhcp_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reservations
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
+CREATE TRIGGER node_macs_dhcp_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON node_macs
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
+CREATE TRIGGER nodes_dhcp_changed AFTER UPDATE OF bootenv OR DELETE ON nodes
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
+CREATE TRIGGER bootenvs_dhcp_changed AFTER INSERT OR UPDATE OF name, netboot OR DELETE ON bootenvs
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
+CREATE TRIGGER leases_dhcp_changed AFTER DELETE OR TRUNCATE ON leases
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
