@@ -28,6 +28,10 @@ export const KINDS: Array<{ kind: string; what: string; writable: boolean }> = [
   { kind: 'reservations', what: 'DHCP reservations (MAC -> address)', writable: true },
   { kind: 'leases', what: 'DHCP leases (read; delete frees one)', writable: true },
   { kind: 'bootenvs', what: 'bootenvs (what nodes boot next)', writable: true },
+  { kind: 'networks', what: 'networks (category, conduit, VLAN, ranges, router; docs/networks.md)', writable: true },
+  { kind: 'network-ranges', what: 'address ranges of networks', writable: true },
+  { kind: 'network-routers', what: 'routers of networks (lowest pref is the default route)', writable: true },
+  { kind: 'network-allocations', what: 'addresses allocated to nodes (create allocates, delete frees)', writable: true },
 ];
 
 interface GlobalOptions { output: Format; endpoint?: string; token?: string }
@@ -177,6 +181,20 @@ export function buildProgram(): Command {
     });
 
   for (const k of KINDS) objectCommands(program, k.kind, k.what, k.writable);
+
+  program.commands.find((c) => c.name() === 'networks')!.command('bind')
+    .description("allocate a node's address on a network and bind the network's role (network-<name>)")
+    .argument('<network>', 'network name or id')
+    .argument('<node>', 'node name, id or uuid')
+    .option('--address <ip>', 'this address (else: the admin host part, else the first free)')
+    .option('--range <name>', 'allocate from this range (default: "host", else the first with bound leases)')
+    .option('--deployment <deployment>', 'deployment of the binding (default: the node\'s)')
+    .option('--commit', 'commit the binding at once (it runs without a deployment commit)')
+    .action(async (network: string, node: string, opts: { address?: string; range?: string; deployment?: string; commit?: boolean }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.post(`/api/v1/networks/${seg(network)}/nodes`, { node, ...opts });
+      out(render(res.body, format));
+    });
 
   program.command('bind')
     .description('bind a role to a node (and the parents it requires)')
