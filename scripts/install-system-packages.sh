@@ -15,7 +15,7 @@ usage() {
   echo "groups: $ALL_GROUPS"
 }
 
-ALL_GROUPS="net perf vm dns browser"
+ALL_GROUPS="net perf vm dns browser workload"
 
 # Package names checked against Debian 12 (bookworm) with `apt-cache policy`.
 group_packages() {
@@ -30,6 +30,8 @@ group_packages() {
     vm) echo "qemu-system-x86 ipxe-qemu ipxe busybox-static ovmf openipmi ipmitool" ;;
     dns) echo "bind9 bind9-dnsutils knot knot-dnsutils nsd dnsperf" ;;
     browser) echo "chromium" ;;
+    # Cluster workloads run for real on namespace nodes (content/etcd, the ansible jig).
+    workload) echo "etcd-server etcd-client ansible" ;;
     *) return 1 ;;
   esac
 }

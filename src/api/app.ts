@@ -20,6 +20,8 @@ import type { FileTree } from '../provisioning/tree.js';
 import { registry } from '../metrics.js';
 import { registerPowerApi } from '../power/api.js';
 import { registerAgentApi } from '../agent/agent-api.js';
+import { SERVICE_RESOURCES, registerServiceApi } from '../services/api.js';
+import { registerAnsibleApi } from '../annealer/ansible-jig.js';
 import { NETWORK_RESOURCES, registerNetworkApi } from '../network/api.js';
 import { mergePatch } from './merge-patch.js';
 import * as S from './schemas.js';
@@ -94,10 +96,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return { user, token: await issueToken(store, { user_id: u.rows[0].id }, 'login') };
   });
 
-  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...NETWORK_RESOURCES]) registerResource(app, store, r);
+  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...SERVICE_RESOURCES, ...NETWORK_RESOURCES]) registerResource(app, store, r);
   registerNetworkApi(app, store, deps.events, deps.log);
   registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree);
   registerPowerApi(app, store, deps.dataDir);
+  registerServiceApi(app, store);
+  registerAnsibleApi(app, store);
 
   // Boot files are public: firmware cannot authenticate. Read-only; see provisioning/boot-tree.ts.
   app.route({

@@ -32,6 +32,7 @@ export const KINDS: Array<{ kind: string; what: string; writable: boolean }> = [
   { kind: 'network-ranges', what: 'address ranges of networks', writable: true },
   { kind: 'network-routers', what: 'routers of networks (lowest pref is the default route)', writable: true },
   { kind: 'network-allocations', what: 'addresses allocated to nodes (create allocates, delete frees)', writable: true },
+  { kind: 'services', what: 'the service registry (internal services; external ones you register)', writable: true },
 ];
 
 interface GlobalOptions { output: Format; endpoint?: string; token?: string }

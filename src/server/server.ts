@@ -24,6 +24,8 @@ import { DhcpServer, pingProbe } from '../dhcp/server.js';
 import { startRouterAdvertiser } from '../dhcp/router-advert.js';
 import { registerJig } from '../annealer/jigs.js';
 import { sshJig } from '../agent/ssh-jig.js';
+import { ansibleJig } from '../annealer/ansible-jig.js';
+import { startServices } from '../services/start.js';
 import { TftpServer } from '../tftp/server.js';
 import { tftpBytes, tftpSeconds, tftpTransfers, watchTftpDrops } from '../metrics.js';
 
@@ -100,6 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const replicaId = await replicaIdFor(opts.dataDir);
   registerJig(sshJig(opts.dataDir, async () => new Map((await store.query('SELECT name, map FROM attribs')).rows.map((a) => [a.name, a.map]))));
+  registerJig(ansibleJig(opts.dataDir, store));
   const events = new EventStream(store, log);
   await events.start();
   const annealer = new Annealer(store, replicaId, { ...opts.annealer, log });
@@ -176,6 +179,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     log(`provisioning on ${boot.address}: ${boot.dhcp !== false ? 'DHCP, ' : ''}TFTP, HTTP ${bootBase}/boot`);
   }
+  // The service registry: this replica's own services, and the server code of core/etcd roles.
+  const tcpApi = opts.listen.startsWith('unix:') ? undefined : splitListen(opts.listen)[0];
+  const services = await startServices({
+    store, events, replicaId, isLeader: () => annealer.isLeader, log,
+    api: tcpApi && !/^(127\.|::1$|localhost$|0\.0\.0\.0$|::$)/.test(tcpApi) ? { address: tcpApi, url: serverUrl } : undefined,
+    boot: boot && bootBase ? { address: boot.address, httpBase: bootBase, dhcp: boot.dhcp !== false, tftpPort: boot.tftpPort ?? 69 } : undefined,
+  });
+  stops.push(async () => services.stop());
   ready = true;
   log(`replica ${replicaId} serving ${address}`);
 
