@@ -20,6 +20,7 @@ import { importPack } from '../content/import.js';
 import http from 'node:http';
 import { ensureBuiltinBootenvs } from '../provisioning/bootenvs.js';
 import { BootTree } from '../provisioning/boot-tree.js';
+import { serveBoot } from '../provisioning/http-boot.js';
 import { DhcpServer, pingProbe } from '../dhcp/server.js';
 import { startRouterAdvertiser } from '../dhcp/router-advert.js';
 import { registerJig } from '../annealer/jigs.js';
@@ -160,7 +161,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // use) on the boot HTTP port, TFTP from the same tree, and DHCP.
   const stops: Array<() => Promise<void>> = [];
   if (boot) {
-    const bootHttp = http.createServer((req, res) => app.server.emit('request', req, res));
+    // Boot files straight to the boot tree (firmware fetches are the hot path of a boot storm);
+    // everything else (the agent API) through the app.
+    const bootHttp = http.createServer((req, res) => {
+      if (!req.url?.startsWith('/boot/')) { app.server.emit('request', req, res); return; }
+      serveBoot(bootTree, req, res, req.url.slice('/boot/'.length).split('?')[0]).catch((err: unknown) => {
+        log(`boot file ${req.url}: ${(err as Error).message}`);
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end();
+      });
+    });
     await new Promise<void>((resolve, reject) => { bootHttp.once('error', reject); bootHttp.listen(boot.httpPort, boot.address, () => resolve()); });
     stops.push(() => new Promise((r) => bootHttp.close(() => r())));
     const tftp = new TftpServer({
