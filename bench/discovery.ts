@@ -122,7 +122,7 @@ export async function runDiscoveryBench(log: (m: string) => void = console.log):
     const allRegisteredS = (Date.now() - t1) / 1000;
     log(`ten namespace nodes: DHCP + agent start → all registered ${allRegisteredS.toFixed(1)} s`);
 
-    await api('POST', '/api/v1/roles', { name: 'bench-dispatch', jig: 'script', jig_config: { scripts: { '10-t.sh': 'fulcrum-wall bench-started "$(date +%s%3N)"\n' } } });
+    await api('POST', '/api/v1/roles', { name: 'bench-dispatch', jig: 'script', jig_config: { scripts: { '10-t.sh': 'fulcrum-wall bench-started "$(/bin/date +%s%3N)"\n' } } });
     await api('POST', '/api/v1/attribs', { name: 'bench-started', role: 'bench-dispatch', map: 'bench/started', schema: { type: 'integer' } });
     await api('POST', '/api/v1/deployments', { name: 'bench' });
     for (const n of nodes) await api('POST', '/api/v1/noderoles', { role: 'bench-dispatch', node: n.name, deployment: 'bench' });
@@ -159,7 +159,7 @@ export async function runDiscoveryBench(log: (m: string) => void = console.log):
     }));
     for (const shell of [...new Set(idle.map((x) => x.shell))]) {
       const xs = idle.filter((x) => x.shell === shell);
-      log(`idle agent (${shell}): RSS ${Math.round(xs.reduce((s, x) => s + x.rssKB, 0) / xs.length)} kB, CPU ${(xs.reduce((s, x) => s + x.cpuPercent, 0) / xs.length).toFixed(2)} %`);
+      log(`idle agent (${shell}): RSS ${Math.round(xs.reduce((s, x) => s + x.rssKB, 0) / xs.length)} kB, CPU ${(xs.reduce((s, x) => s + x.cpuPercent, 0) / xs.length).toFixed(3)} %`);
     }
     await server.stop();
     return { image, vmRegisteredS, allRegisteredS, dispatchFromCommitMs, dispatchFromJobStartMs, idle };
