@@ -1,6 +1,6 @@
-# network-<name> role script (docs/networks.md "Network roles"): configure this node on one network
-# with iproute2 (bond, VLAN sub-interface, bridge, addresses, default route), then write persistent
-# config: netplan when the installed system has it, else systemd-networkd files. Files go under
+# network-<name> role script (docs/networks.md "Network roles"): write this node's persistent config
+# for one network (netplan when the installed system has it, else systemd-networkd files), then
+# configure it live with iproute2 (bond, VLAN sub-interface, bridge, addresses, default route). Files go under
 # $FULCRUM_NETWORK_ROOT (default /), so a test can point them at a scratch directory.
 # The plan is the attrib <role>-plan, computed by Fulcrum: shell assignments, values single-quoted.
 set -eu
@@ -18,36 +18,13 @@ mode_name() {
     4) echo 802.3ad ;; 5) echo balance-tlb ;; *) echo balance-alb ;; esac
 }
 have() { ip link show dev "$1" >/dev/null 2>&1; }
-
-# Live configuration: each step is idempotent, so a re-run converges.
+# The interface the VLAN (or bridge, or address) sits on: the bond, else the one member.
 base=${MEMBERS%% *}
-if [ -n "$BOND" ]; then
-  have "$BOND" || ip link add "$BOND" type bond mode "$(mode_name "$TEAM_MODE")"
-  for m in $MEMBERS; do
-    if [ "$(basename "$(readlink "/sys/class/net/$m/master" 2>/dev/null || echo none)")" != "$BOND" ]; then
-      ip link set dev "$m" down
-      ip link set dev "$m" master "$BOND"
-    fi
-    ip link set dev "$m" up
-  done
-  base=$BOND
-fi
-ip link set dev "$base" up
-if [ -n "$VLAN_IFACE" ]; then
-  have "$VLAN_IFACE" || ip link add link "$base" name "$VLAN_IFACE" type vlan id "$VLAN"
-  ip link set dev "$VLAN_IFACE" up
-fi
-if [ -n "$BRIDGE" ]; then
-  have "$BRIDGE" || ip link add "$BRIDGE" type bridge
-  ip link set dev "$BRIDGE_PORT" master "$BRIDGE"
-  ip link set dev "$BRIDGE" up
-fi
-[ -z "$ADDRESS" ] || ip addr replace "$ADDRESS" dev "$IFACE"
-[ -z "$ADDRESS6" ] || ip -6 addr replace "$ADDRESS6" dev "$IFACE" nodad
-if [ "$DEFAULT_ROUTE" = 1 ] && [ -n "$ROUTER" ]; then ip route replace default via "$ROUTER" dev "$IFACE"; fi
-echo "network $NET_NAME: ${ADDRESS:-} ${ADDRESS6:-} on $IFACE (members: $MEMBERS)"
+[ -z "$BOND" ] || base=$BOND
 
-# Persistent configuration for the installed system.
+
+# Persistent configuration for the installed system, first: it is the desired state even when the
+# live change below fails.
 write() { mkdir -p "$(dirname "$1")"; cat > "$1"; }
 if command -v netplan >/dev/null 2>&1 && [ -d "$ROOT/etc/netplan" ]; then
   f="$ROOT/etc/netplan/60-fulcrum-$NET_NAME.yaml"
@@ -130,4 +107,32 @@ EOF
   } | dropin "$IFACE"
   echo "wrote systemd-networkd files under $d"
 fi
+
+# Live configuration: each step is idempotent, so a re-run converges.
+no_kind() { echo "network $NET_NAME: cannot create $1 $2 on this kernel (is $3 enabled?); the persistent config is written and applies at the next boot of a kernel that has it" >&2; exit 1; }
+if [ -n "$BOND" ]; then
+  have "$BOND" || ip link add "$BOND" type bond mode "$(mode_name "$TEAM_MODE")" || no_kind bond "$BOND" CONFIG_BONDING
+  for m in $MEMBERS; do
+    if [ "$(basename "$(readlink "/sys/class/net/$m/master" 2>/dev/null || echo none)")" != "$BOND" ]; then
+      ip link set dev "$m" down
+      ip link set dev "$m" master "$BOND"
+    fi
+    ip link set dev "$m" up
+  done
+fi
+ip link set dev "$base" up
+if [ -n "$VLAN_IFACE" ]; then
+  have "$VLAN_IFACE" || ip link add link "$base" name "$VLAN_IFACE" type vlan id "$VLAN" || no_kind "VLAN sub-interface" "$VLAN_IFACE" CONFIG_VLAN_8021Q
+  ip link set dev "$VLAN_IFACE" up
+fi
+if [ -n "$BRIDGE" ]; then
+  have "$BRIDGE" || ip link add "$BRIDGE" type bridge
+  ip link set dev "$BRIDGE_PORT" master "$BRIDGE"
+  ip link set dev "$BRIDGE" up
+fi
+[ -z "$ADDRESS" ] || ip addr replace "$ADDRESS" dev "$IFACE"
+[ -z "$ADDRESS6" ] || ip -6 addr replace "$ADDRESS6" dev "$IFACE" nodad
+if [ "$DEFAULT_ROUTE" = 1 ] && [ -n "$ROUTER" ]; then ip route replace default via "$ROUTER" dev "$IFACE"; fi
+echo "network $NET_NAME: ${ADDRESS:-} ${ADDRESS6:-} on $IFACE (members: $MEMBERS)"
+
 fulcrum-wall "network-$NET_NAME-iface" "$IFACE"
