@@ -198,6 +198,11 @@ test('binding the network role allocates and writes the plan; a bound network ca
   }, 10000, 50);
   assert.match(nr2.sys_data.network.storage.plan, /ERROR='conduit "10g1" on node r2\.lab\.test: member 10g1 needs NIC #1 of 10g, but there is only 1/);
 
+  // A router added later reaches the plans of the nodes already on the network.
+  assert.equal((await api('POST', '/api/v1/network-routers', { network: 'storage', address: '10.20.0.1', pref: 1 })).status, 201);
+  const after = (await api('GET', `/api/v1/noderoles/${b.body.noderole}`)).body.sys_data.network.storage.plan as string;
+  assert.ok(after.includes("ROUTER='10.20.0.1'") && after.includes("DEFAULT_ROUTE='1'"), after);
+
   const del = await api('DELETE', '/api/v1/networks/storage');
   assert.equal(del.status, 409);
   assert.match(del.body.message, /bound to 2 node/);

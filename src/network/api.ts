@@ -12,7 +12,7 @@ import { conflict } from '../model/errors.js';
 import { bind } from '../model/binding.js';
 import { findNode } from '../model/lookup.js';
 import type { Resource } from '../api/resources.js';
-import { deleteNetwork, deleteRange, findNetwork, rangesOf, roleName, setRouter, writeNetwork, writeRange, type NetworkInput } from './networks.js';
+import { deleteNetwork, deleteRange, findNetwork, rangesOf, refreshNetworkPlans, roleName, setRouter, writeNetwork, writeRange, type NetworkInput } from './networks.js';
 import { checkRange } from './ranges.js';
 import { allocate, release } from './allocations.js';
 import { syncReservations } from './dhcp-sync.js';
@@ -107,14 +107,15 @@ export const NETWORK_RESOURCES: Resource[] = [
         const had = await tx.query('SELECT 1 FROM network_routers WHERE network_id = $1', [network.id]);
         if (had.rowCount) throw conflict(`network ${network.name} already has a router; change it with PATCH`);
         await setRouter(tx, network, { address: b.address, pref: b.pref }, '');
+        await refreshNetworkPlans(tx, network.id);
         return (await tx.query('SELECT id FROM network_routers WHERE network_id = $1', [network.id])).rows[0].id;
       },
     },
     patch: {
       schema: RouterPatch, editable: (x) => ({ address: x.address, pref: x.pref }),
-      run: async (tx, row, m) => { await setRouter(tx, await findNetwork(tx, row.network_id), m, ''); },
+      run: async (tx, row, m) => { await setRouter(tx, await findNetwork(tx, row.network_id), m, ''); await refreshNetworkPlans(tx, row.network_id); },
     },
-    remove: async (tx, row) => { await tx.query('DELETE FROM network_routers WHERE id = $1', [row.id]); },
+    remove: async (tx, row) => { await tx.query('DELETE FROM network_routers WHERE id = $1', [row.id]); await refreshNetworkPlans(tx, row.network_id); },
   },
   {
     kind: 'network-allocations', what: 'network allocation', named: false,

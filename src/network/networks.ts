@@ -14,6 +14,8 @@ import { checkRoleGraph, upsertAttrib, upsertRole } from '../model/roles.js';
 import { contains, formatAddress, parseAddress } from './address.js';
 import { checkConduitOverlap, checkNetworkConduit, normalizeConduit } from './conduits.js';
 import { checkV6Prefix } from './ipv6.js';
+import { syncReservations } from './dhcp-sync.js';
+import { refreshPlans } from './plan.js';
 import { checkRange, rangesOverlap, rangeText, type CheckedRange, type RangeInput } from './ranges.js';
 
 export interface RouterInput { address: string; pref?: number }
@@ -105,6 +107,7 @@ export async function writeNetwork(tx: Tx, id: number | null, b: NetworkInput): 
     if (router) await setRouter(tx, row, router);
   }
   await ensureNetworkRole(tx, row);
+  if (id !== null) await refreshNetworkPlans(tx, row.id);
   await emit(tx, { type: id === null ? 'network.created' : 'network.updated', object_kind: 'network', object_id: row.id, payload: { name: row.name, category: row.category } });
   return row;
 }
@@ -154,6 +157,12 @@ export async function deleteRange(tx: Tx, network: { name: string }, range: { id
   await emit(tx, { type: 'network.range.deleted', object_kind: 'network_range', object_id: range.id, payload: { network: network.name, name: range.name } });
 }
 
+/** After a change of the network or its router: the plans of the nodes that have addresses on it. */
+export async function refreshNetworkPlans(tx: Tx, networkId: number): Promise<void> {
+  const nodes = (await tx.query(`SELECT DISTINCT node_id FROM network_allocations WHERE network_id = $1 ORDER BY node_id`, [networkId])).rows;
+  for (const r of nodes) await refreshPlans(tx, r.node_id);
+}
+
 /** The router must be an address inside one of the network's ranges' subnets. */
 export async function setRouter(tx: Tx, network: NetworkRow, router: RouterInput | null, field = 'router'): Promise<void> {
   if (router === null) {
@@ -191,7 +200,13 @@ export async function ensureNetworkRole(tx: Tx, n: NetworkRow): Promise<void> {
 export async function deleteNetwork(tx: Tx, n: NetworkRow): Promise<void> {
   const bound = (await tx.query(`SELECT count(*)::int AS n FROM noderoles nr JOIN roles r ON r.id = nr.role_id WHERE r.name = $1`, [roleName(n.name)])).rows[0].n;
   if (bound) throw conflict(`network ${n.name}: role ${roleName(n.name)} is bound to ${bound} node(s); unbind it first`);
+  const holders = (await tx.query(`SELECT DISTINCT node_id FROM network_allocations WHERE network_id = $1`, [n.id])).rows.map((r) => r.node_id as number);
   await tx.query('DELETE FROM networks WHERE id = $1', [n.id]);
+  // The allocations went with the network: an admin network's DHCP reservations and every plan follow.
+  for (const node of holders) {
+    if (n.category === 'admin') await syncReservations(tx, node);
+    await refreshPlans(tx, node);
+  }
   await tx.query('DELETE FROM attribs WHERE name = $1', [planAttrib(n.name)]);
   await tx.query('DELETE FROM roles WHERE name = $1', [roleName(n.name)]);
   await checkRoleGraph(tx);
