@@ -87,6 +87,23 @@ test('a VM powered on by IPMI PXE-boots into the discovery ramdisk, registers, r
     assert.equal(hello.wall.hello.said, `hi from ${node.name}`);
     process.stdout.write(`# VM start -> registered ${registeredS.toFixed(1)} s, -> script role ACTIVE ${activeS.toFixed(1)} s\n`);
 
+    // Provision without rebooting: a job asks to boot the discovery bootenv again, which allows
+    // kexec; the agent waits until Fulcrum serves it, then kexecs the kernel and initrd its iPXE
+    // script names. QEMU runs with -no-reboot, so a firmware reboot would end the process: the same
+    // QEMU process registering again proves the kexec.
+    const pid = sim.qemuPid();
+    assert.ok(pid, 'the VM runs');
+    assert.equal((await api('POST', '/api/v1/roles', { name: 'kexec-again', jig: 'script', requires: ['hello-vm'], jig_config: { scripts: { '10-kexec.sh': 'fulcrum-reboot discovery\n' } } })).status, 201);
+    assert.equal((await api('POST', '/api/v1/noderoles', { role: 'kexec-again', node: node.name, deployment: 'vm' })).status, 201);
+    const kexecAt = Date.now();
+    assert.equal((await api('POST', '/api/v1/deployments/vm/commit')).status, 200);
+    const registrations = async () => ((await api('GET', '/api/v1/events?type=node.registered&limit=100')).body as any[]).filter((e) => e.object_id === node.id).length;
+    await waitFor('the VM to come back through kexec', async () => (await registrations()) >= 2, 120000, 250)
+      .catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-4000)}`); });
+    assert.equal(sim.qemuPid(), pid, 'the same QEMU process: no firmware reboot');
+    assert.match(vm.serial(), /booting discovery with kexec/);
+    process.stdout.write(`# kexec: job committed -> registered again ${((Date.now() - kexecAt) / 1000).toFixed(1)} s (no firmware reboot)\n`);
+
     // Power settings on the node; the password is sealed and never shown.
     const set = await api('PUT', `/api/v1/nodes/${node.name}/power`, bmc);
     assert.equal(set.status, 200, JSON.stringify(set.body));
@@ -108,7 +125,7 @@ test('a VM powered on by IPMI PXE-boots into the discovery ramdisk, registers, r
     assert.equal((await power('on')).state, 'on');
     await waitFor('the second boot to register again', async () => {
       const events = (await api('GET', '/api/v1/events?type=node.registered&limit=100')).body as any[];
-      return events.filter((e) => e.object_id === node.id).length >= 2;
+      return events.filter((e) => e.object_id === node.id).length >= 3;
     }, 180000, 500).catch((e) => { throw new Error(`${e.message}\nserial:\n${vm.serial().slice(-3000)}`); });
     const all = ((await api('GET', '/api/v1/nodes?provider=metal')).body as any[]).filter((x) => x.macs.includes(mac));
     assert.equal(all.length, 1, 'no duplicate node');

@@ -14,12 +14,13 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { projectRoot } from '../paths.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
+import { elfDeps } from './elf.js';
 import { builtinModules, indexModules, modulesAlias, modulesDep, resolveClosure, type ModInfo } from './modinfo.js';
 
 const run = promisify(execFile);
 
 /** Bump when the builder changes what it puts in the image for the same inputs. */
-export const BUILDER_VERSION = 2;
+export const BUILDER_VERSION = 3;
 
 /**
  * Drivers shipped by default (the ones this kernel has; the rest are reported missing). NICs:
@@ -39,6 +40,17 @@ const ALWAYS_LOAD = ['sd_mod'];
 
 const KERNEL_META_PACKAGE = 'linux-image-amd64';
 const BUSYBOX_PACKAGE = 'busybox-static';
+
+/**
+ * Dynamically linked programs shipped beside busybox, with the shared libraries they need (found
+ * by their ELF DT_NEEDED entries in the packages of their dependency closure): kexec, so the agent
+ * can boot the next bootenv without a firmware reboot.
+ */
+export const PROGRAMS = [{ package: 'kexec-tools', path: 'sbin/kexec' }] as const;
+const LIB_DIRS = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu', 'lib', 'usr/lib'];
+
+/** The packages resolved from apt: what the image is made from. */
+export interface ImagePackages { kernel: PackageRef; busybox: PackageRef; programs: PackageRef[] }
 
 export const INIT_TEMPLATE = path.join(projectRoot, 'src', 'images', 'discovery-init.sh');
 export const UDHCPC_SCRIPT = path.join(projectRoot, 'src', 'images', 'udhcpc.script');
@@ -99,8 +111,8 @@ async function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Pro
   }
 }
 
-/** The candidate versions: the kernel package linux-image-amd64 points at, and busybox-static. */
-export async function resolvePackages(): Promise<{ kernel: PackageRef; busybox: PackageRef }> {
+/** The candidate versions: the kernel package linux-image-amd64 points at, busybox-static, and PROGRAMS with their library packages. */
+export async function resolvePackages(): Promise<ImagePackages> {
   // --no-all-versions: the candidate's record only.
   const show = await sh('apt-cache', ['show', '--no-all-versions', KERNEL_META_PACKAGE, BUSYBOX_PACKAGE]);
   const records = show.split(/\n\n+/).filter((r) => r.trim());
@@ -119,7 +131,27 @@ export async function resolvePackages(): Promise<{ kernel: PackageRef; busybox: 
     kernelVersion = /Candidate:\s*(\S+)/.exec(policy)?.[1];
     if (!kernelVersion || kernelVersion === '(none)') throw new Error(`no installable version of ${dep[1]} (apt-get update?)`);
   }
-  return { kernel: { name: dep[1], version: kernelVersion }, busybox: { name: BUSYBOX_PACKAGE, version: bbVersion } };
+  return { kernel: { name: dep[1], version: kernelVersion }, busybox: { name: BUSYBOX_PACKAGE, version: bbVersion }, programs: await resolvePrograms() };
+}
+
+/** PROGRAMS' packages and the library packages of their dependency closure, at candidate versions. */
+async function resolvePrograms(): Promise<PackageRef[]> {
+  const roots = PROGRAMS.map((p) => p.package);
+  const closure = await sh('apt-cache', ['depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks',
+    '--no-replaces', '--no-enhances', ...roots]);
+  // Top-level lines are package names; <virtual> ones and indented relations are skipped. Only
+  // libraries can be needed at run time (debconf, dpkg... are for installing).
+  const names = [...new Set(closure.split('\n').filter((l) => /^[a-z0-9][a-z0-9.+-]+$/.test(l)))]
+    .filter((n) => roots.includes(n as typeof roots[number]) || n.startsWith('lib')).sort();
+  const show = await sh('apt-cache', ['show', '--no-all-versions', ...names]);
+  const out: PackageRef[] = [];
+  for (const rec of show.split(/\n\n+/)) {
+    const name = /^Package: (\S+)$/m.exec(rec)?.[1];
+    const version = /^Version: (\S+)$/m.exec(rec)?.[1];
+    if (name && version && names.includes(name) && !out.some((p) => p.name === name)) out.push({ name, version });
+  }
+  for (const r of roots) if (!out.some((p) => p.name === r)) throw new Error(`no installable version of ${r} in the apt sources (apt-get update?)`);
+  return out;
 }
 
 /**
@@ -140,12 +172,12 @@ function aptFingerprint(): string {
   return sha256(parts.join('\n'));
 }
 
-async function resolvePackagesCached(cacheDir: string): Promise<{ kernel: PackageRef; busybox: PackageRef }> {
+async function resolvePackagesCached(cacheDir: string): Promise<ImagePackages> {
   const file = path.join(cacheDir, 'apt-resolution.json');
   const fingerprint = aptFingerprint();
   try {
-    const saved = JSON.parse(readText(file)) as { fingerprint: string; packages: { kernel: PackageRef; busybox: PackageRef } };
-    if (saved.fingerprint === fingerprint) return saved.packages;
+    const saved = JSON.parse(readText(file)) as { fingerprint: string; packages: ImagePackages };
+    if (saved.fingerprint === fingerprint && Array.isArray(saved.packages.programs)) return saved.packages;
   } catch { /* none yet */ }
   const packages = await resolvePackages();
   fs.mkdirSync(cacheDir, { recursive: true });
@@ -176,7 +208,7 @@ function readText(file: string): string {
 }
 
 interface Inputs {
-  packages: { kernel: PackageRef; busybox: PackageRef };
+  packages: ImagePackages;
   modules: string[];
   initTemplate: string;
   udhcpcScript: string;
@@ -283,6 +315,59 @@ function result(m: Manifest, files: { kernel: string; initrd: string }, cached: 
   };
 }
 
+/** A file of an extracted package tree, following its symlinks inside the tree (absolute ones too). */
+function readInTree(root: string, rel: string): Buffer | undefined {
+  let p = path.join(root, rel);
+  for (let hops = 0; hops < 16; hops++) {
+    let st: fs.Stats;
+    try { st = fs.lstatSync(p); } catch { return undefined; }
+    if (!st.isSymbolicLink()) return st.isFile() ? fs.readFileSync(p) : undefined;
+    const target = fs.readlinkSync(p);
+    p = target.startsWith('/') ? path.join(root, target) : path.join(path.dirname(p), target);
+  }
+  throw new Error(`${rel}: too many symbolic links in the extracted packages`);
+}
+
+/**
+ * Put PROGRAMS into the image with the closure of their DT_NEEDED libraries (into
+ * /lib/x86_64-linux-gnu, which the loader searches without a cache) and their interpreter.
+ * Returns the library sonames shipped.
+ */
+function shipPrograms(root: string, file: (p: string, data: Buffer, mode?: number) => void, symlink: (p: string, target: string) => void): string[] {
+  const shipped: string[] = [];
+  const interpreters = new Set<string>();
+  const queue: Array<{ name: string; data: Buffer }> = [];
+  for (const prog of PROGRAMS) {
+    const data = readInTree(root, prog.path);
+    if (!data) throw new Error(`${prog.package} has no ${prog.path}`);
+    file(prog.path, data, 0o755);
+    queue.push({ name: prog.path, data });
+  }
+  while (queue.length) {
+    const { name, data } = queue.shift()!;
+    const deps = elfDeps(data, name);
+    if (deps.interpreter) interpreters.add(deps.interpreter);
+    for (const soname of deps.needed) {
+      if (shipped.includes(soname)) continue;
+      const lib = LIB_DIRS.map((d) => readInTree(root, `${d}/${soname}`)).find((b) => b !== undefined);
+      if (!lib) throw new Error(`${name} needs ${soname}, which no package of its dependency closure provides`);
+      shipped.push(soname);
+      file(`lib/x86_64-linux-gnu/${soname}`, lib, 0o755);
+      queue.push({ name: soname, data: lib });
+    }
+  }
+  for (const interp of interpreters) {
+    const base = path.basename(interp);
+    if (!shipped.includes(base)) {
+      const data = LIB_DIRS.map((d) => readInTree(root, `${d}/${base}`)).find((x) => x !== undefined);
+      if (!data) throw new Error(`the ELF interpreter ${interp} is in no package of the programs' closure`);
+      file(`lib/x86_64-linux-gnu/${base}`, data, 0o755);
+    }
+    if (interp !== `/lib/x86_64-linux-gnu/${base}`) symlink(interp.replace(/^\//, ''), `/lib/x86_64-linux-gnu/${base}`);
+  }
+  return shipped.sort();
+}
+
 export async function buildDiscoveryImage(opts: BuildOptions): Promise<BuildResult> {
   const log = opts.log ?? (() => {});
   const t0 = Date.now();
@@ -315,6 +400,8 @@ export async function buildDiscoveryImage(opts: BuildOptions): Promise<BuildResu
   const debDir = path.join(opts.cacheDir, 'debs');
   const kernelDeb = await fetchDeb(inputs.packages.kernel, debDir, log);
   const busyboxDeb = await fetchDeb(inputs.packages.busybox, debDir, log);
+  const programDebs: string[] = [];
+  for (const p of inputs.packages.programs) programDebs.push(await fetchDeb(p, debDir, log));
 
   fs.mkdirSync(opts.cacheDir, { recursive: true });
   removeStaleWork(opts.cacheDir);
@@ -323,6 +410,8 @@ export async function buildDiscoveryImage(opts: BuildOptions): Promise<BuildResu
     log(`extracting ${path.basename(kernelDeb)} and ${path.basename(busyboxDeb)}`);
     const kroot = path.join(work, 'kernel'), broot = path.join(work, 'busybox');
     await Promise.all([sh('dpkg-deb', ['-x', kernelDeb, kroot]), sh('dpkg-deb', ['-x', busyboxDeb, broot])]);
+    const proot = path.join(work, 'programs');
+    for (const deb of programDebs) await sh('dpkg-deb', ['-x', deb, proot]);
 
     const releases = fs.readdirSync(path.join(kroot, 'lib', 'modules'));
     if (releases.length !== 1) throw new Error(`expected one kernel release in ${kernelDeb}, found: ${releases.join(', ')}`);
@@ -379,6 +468,9 @@ export async function buildDiscoveryImage(opts: BuildOptions): Promise<BuildResu
       entries.push({ path: a, type: 'symlink', target: '/bin/busybox' });
     }
 
+    // PROGRAMS, their ELF interpreter and every shared library they need, from the packages.
+    const shippedLibs = shipPrograms(proot, file, (p, target) => { dir(p.slice(0, p.lastIndexOf('/'))); entries.push({ path: p, type: 'symlink', target }); });
+
     // Modules, with the modules.dep / modules.alias busybox modprobe reads.
     const kdir = `lib/modules/${release}`;
     const shipped: ModInfo[] = [];
@@ -416,6 +508,7 @@ export async function buildDiscoveryImage(opts: BuildOptions): Promise<BuildResu
     file('etc/fulcrum-image', [
       `image=${imageId}`, `key=${key}`, `builder=${BUILDER_VERSION}`, `kernel=${release}`,
       `${inputs.packages.kernel.name}=${inputs.packages.kernel.version}`, `${inputs.packages.busybox.name}=${inputs.packages.busybox.version}`,
+      ...inputs.packages.programs.map((p) => `${p.name}=${p.version}`), `libraries=${shippedLibs.join(',')}`,
       `agent=${inputs.agent ? sha256(inputs.agent) : 'none'}`, `modules=${shipped.map((m) => m.name).join(',')}`, '',
     ].join('\n'));
 
@@ -424,7 +517,7 @@ export async function buildDiscoveryImage(opts: BuildOptions): Promise<BuildResu
 
     const manifest: Manifest = {
       key, builder: BUILDER_VERSION, kernelRelease: release,
-      packages: [inputs.packages.kernel, inputs.packages.busybox],
+      packages: [inputs.packages.kernel, inputs.packages.busybox, ...inputs.packages.programs],
       modules: shipped.map((m) => m.name), missingModules: missing, builtinModules: isBuiltin, firmware,
       agent: !!inputs.agent, cpioBytes: cpio.length,
       sizeBytes: { kernel: vmlinuz.length, initrd: initrd.length },
