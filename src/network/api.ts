@@ -181,6 +181,10 @@ async function react(store: Store, e: Event): Promise<void> {
   }
   // node.updated does not say when only MACs changed (and registration sets them directly): resync on every change.
   if (!e.node_id) return;
+  // Most node changes concern nodes without addresses or reservations: nothing to redo.
+  const involved = await store.query(
+    `SELECT 1 FROM network_allocations WHERE node_id = $1 UNION ALL SELECT 1 FROM reservations WHERE node_id = $1 LIMIT 1`, [e.node_id]);
+  if (!involved.rowCount) return;
   await store.tx(async (tx) => {
     if (!(await tx.query(`SELECT 1 FROM nodes WHERE id = $1`, [e.node_id])).rowCount) return;
     await syncReservations(tx, e.node_id!);
