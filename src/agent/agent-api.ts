@@ -20,6 +20,7 @@ import { jobBundle, parseKeyValues } from './bundle.js';
 import { ensureSshKey } from './ssh-jig.js';
 import { kexecPlanFromIpxe } from './boot-plan.js';
 import type { FileTree } from '../provisioning/tree.js';
+import type { EventStream } from '../events/stream.js';
 import { FulcrumError } from '../model/errors.js';
 
 const DISCOVERY_BOOTENVS = new Set(['discovery', 'unknown']);
@@ -30,7 +31,7 @@ const text = (reply: FastifyReply, status: number, lines: Record<string, unknown
 /** Registrations allowed per source address per minute. */
 const REGISTER_LIMIT = 60;
 
-export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: string) => void, dataDir: string, bootTree?: FileTree): void {
+export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: string) => void, dataDir: string, bootTree?: FileTree, events?: EventStream): void {
   const recent = new Map<string, number[]>();
 
   const nodeOf = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -109,19 +110,36 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
     const wait = Math.min(60, Math.max(0, Number((req.query as { wait?: string }).wait ?? 25)));
     const deadline = Date.now() + wait * 1000;
     let closed = false;
-    req.raw.on('close', () => { closed = true; });
-    for (;;) {
-      const r = await store.query(
-        `UPDATE jobs SET claimed_at = clock_timestamp() WHERE id = (
-           SELECT id FROM jobs WHERE node_id = $1 AND state = 'running' AND claimed_at IS NULL AND jig = ANY($2) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, input`, [node.id, AGENT_JIGS]);
-      if (r.rowCount) {
-        const job = r.rows[0];
-        await store.tx((tx) => emit(tx, { type: 'job.claimed', object_kind: 'job', object_id: job.id, node_id: node.id, payload: { node: node.name } }));
-        return reply.status(200).type('text/plain; charset=utf-8').send(jobBundle(job.id, job.input));
+    // Woken by a state change of one of this node's noderoles (a job starting moves its noderole
+    // to TRANSITION), with a slow poll as the fallback; subscribed before the first look, so a job
+    // started in between is not missed.
+    let changed = false;
+    let wake: (() => void) | undefined;
+    const unsubscribe = events?.subscribe({ node_id: node.id, types: ['noderole.state'] }, () => { changed = true; wake?.(); });
+    req.raw.on('close', () => { closed = true; wake?.(); });
+    try {
+      for (;;) {
+        changed = false;
+        const r = await store.query(
+          `UPDATE jobs SET claimed_at = clock_timestamp() WHERE id = (
+             SELECT id FROM jobs WHERE node_id = $1 AND state = 'running' AND claimed_at IS NULL AND jig = ANY($2) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, input`, [node.id, AGENT_JIGS]);
+        if (r.rowCount) {
+          const job = r.rows[0];
+          await store.tx((tx) => emit(tx, { type: 'job.claimed', object_kind: 'job', object_id: job.id, node_id: node.id, payload: { node: node.name } }));
+          return reply.status(200).type('text/plain; charset=utf-8').send(jobBundle(job.id, job.input));
+        }
+        if (closed || Date.now() >= deadline) return reply.status(204).send();
+        if (!changed) {
+          await new Promise<void>((res) => {
+            const t = setTimeout(() => res(), Math.min(events ? 1000 : 200, Math.max(0, deadline - Date.now())));
+            wake = () => { clearTimeout(t); res(); };
+          });
+          wake = undefined;
+        }
       }
-      if (closed || Date.now() >= deadline) return reply.status(204).send();
-      await new Promise((res) => setTimeout(res, 200));
+    } finally {
+      unsubscribe?.();
     }
   });
 

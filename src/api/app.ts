@@ -98,7 +98,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...SERVICE_RESOURCES, ...NETWORK_RESOURCES]) registerResource(app, store, r);
   registerNetworkApi(app, store, deps.events, deps.log);
-  registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree);
+  registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree, deps.events);
   registerPowerApi(app, store, deps.dataDir);
   registerServiceApi(app, store);
   registerAnsibleApi(app, store);
