@@ -21,6 +21,7 @@ import { registry } from '../metrics.js';
 import { registerPowerApi } from '../power/api.js';
 import { registerAgentApi } from '../agent/agent-api.js';
 import { SERVICE_RESOURCES, registerServiceApi } from '../services/api.js';
+import { DNS_RESOURCES, registerDnsApi } from '../dns/api.js';
 import { registerAnsibleApi } from '../annealer/ansible-jig.js';
 import { NETWORK_RESOURCES, registerNetworkApi } from '../network/api.js';
 import { mergePatch } from './merge-patch.js';
@@ -96,7 +97,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return { user, token: await issueToken(store, { user_id: u.rows[0].id }, 'login') };
   });
 
-  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...SERVICE_RESOURCES, ...NETWORK_RESOURCES]) registerResource(app, store, r);
+  for (const r of [...RESOURCES, ...PROVISIONING_RESOURCES, ...SERVICE_RESOURCES, ...NETWORK_RESOURCES, ...DNS_RESOURCES]) registerResource(app, store, r);
+  registerDnsApi(app, store);
   registerNetworkApi(app, store, deps.events, deps.log);
   registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree, deps.events);
   registerPowerApi(app, store, deps.dataDir);

@@ -28,6 +28,7 @@ import { sshJig } from '../agent/ssh-jig.js';
 import { ansibleJig } from '../annealer/ansible-jig.js';
 import { startServices } from '../services/start.js';
 import { TftpServer } from '../tftp/server.js';
+import { DnsService, type DnsOptions } from '../dns/service.js';
 import { tftpBytes, tftpSeconds, tftpTransfers, watchTftpDrops } from '../metrics.js';
 
 export interface ServerOptions {
@@ -40,6 +41,8 @@ export interface ServerOptions {
   sampleContent?: boolean;
   /** Serve the provisioning plane (DHCP, TFTP, HTTP boot) on this address of the machine. */
   boot?: { address: string; httpPort: number; dhcp?: boolean; tftpPort?: number; ipxeRoots?: string[]; probe?: boolean };
+  /** Serve DNS (docs/dns.md): the zones in the store, on this address, with an optional upstream forwarder. */
+  dns?: DnsOptions;
 }
 
 export interface RunningServer {
@@ -48,6 +51,8 @@ export interface RunningServer {
   annealer: Annealer;
   events: EventStream;
   replicaId: string;
+  /** The DNS server, when opts.dns was given. */
+  dns?: DnsService;
   close(): Promise<void>;
 }
 
@@ -197,11 +202,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     boot: boot && bootBase ? { address: boot.address, httpBase: bootBase, dhcp: boot.dhcp !== false, tftpPort: boot.tftpPort ?? 69 } : undefined,
   });
   stops.push(async () => services.stop());
+  let dns: DnsService | undefined;
+  if (opts.dns) {
+    dns = new DnsService(store, events, opts.dns, () => annealer.isLeader, log);
+    await dns.start();
+    stops.push(() => dns!.stop());
+    log(`dns on ${opts.dns.listen} (udp, tcp)${opts.dns.forwarder ? `, forwarding other names to ${opts.dns.forwarder}` : ''}`);
+  }
   ready = true;
   log(`replica ${replicaId} serving ${address}`);
 
   return {
-    url: serverUrl, store, annealer, events, replicaId,
+    url: serverUrl, store, annealer, events, replicaId, dns,
     async close() {
       ready = false;
       for (const stop of stops.reverse()) await stop();
