@@ -240,3 +240,27 @@ test('content packs carry networks: imported with their role, refused whole nami
   assert.equal(again.status, 200);
   assert.equal(again.body.changed, false, 'an unchanged pack changes nothing');
 });
+
+test('the CLI: networks create/list, networks bind, network-allocations list; errors name the field', async () => {
+  const { execFile } = await import('node:child_process');
+  const path = await import('node:path');
+  const { projectRoot } = await import('../src/paths.js');
+  const cli = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), ...args], {
+      env: { ...process.env, FULCRUM_ENDPOINT: t.url, FULCRUM_TOKEN: t.token, FULCRUM_CONFIG: path.join(t.dataDir, 'cli.json') }, timeout: 30000,
+    }, (err, stdout, stderr) => resolve({ code: err ? Number((err as any).code ?? 1) : 0, stdout, stderr }));
+  });
+  const made = await cli('networks', 'create', '--set', 'name=clinet', '--set', 'category=public', '--set', 'conduit=1g7',
+    '--set', 'ranges=[{"name":"host","first":"10.80.0.10/24","last":"10.80.0.20/24"}]', '-o', 'json');
+  assert.equal(made.code, 0, made.stderr);
+  assert.equal(JSON.parse(made.stdout).role, 'network-clinet');
+  const bad = await cli('networks', 'create', '--set', 'name=clibad', '--set', 'category=public', '--set', 'conduit=1g8,1g9');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /use_team/);
+  await node('c1.lab.test', ['52:54:00:cc:00:01']);
+  const bound = await cli('networks', 'bind', 'clinet', 'c1.lab.test', '--address', '10.80.0.15', '-o', 'json');
+  assert.equal(bound.code, 0, bound.stderr);
+  assert.deepEqual(JSON.parse(bound.stdout).allocations.map((a: any) => a.address), ['10.80.0.15']);
+  const list = await cli('network-allocations', 'list', '--filter', 'network=clinet', '-o', 'json');
+  assert.deepEqual(JSON.parse(list.stdout).map((a: any) => [a.node, a.address]), [['c1.lab.test', '10.80.0.15']]);
+});
