@@ -516,13 +516,22 @@ class Transfer {
     // An ACK (or a stop) that arrived during the read has started a newer window, or ended this.
     if (seq !== this.sendSeq || this.state !== 'data') return;
     this.sentUpTo = Math.max(this.sentUpTo, last);
-    for (let b = first; b <= last; b++) this.send({ type: 'data', block: b & 0xffff, data: blocks[b - first] });
+    for (let b = first; b <= last; b++) this.sendData(b & 0xffff, blocks[b - first]);
     this.armTimer();
   }
 
+  /** A DATA packet as two buffers (4-byte header + the block, not copied): the hot path of a transfer. */
+  private sendData(block: number, data: Buffer): void {
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt16BE(OPCODES.data, 0);
+    header.writeUInt16BE(block, 2);
+    this.socket?.send([header, data], this.remote.port, this.remote.address, ignoreSendError);
+  }
+
   private armTimer(): void {
-    this.clearTimer();
-    this.timer = setTimeout(() => this.onTimeout(), this.settings!.timeoutMs);
+    // One timer per transfer, re-armed in place (a new one per window costs on every block).
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(() => this.onTimeout(), this.settings!.timeoutMs);
   }
 
   private clearTimer(): void {
