@@ -246,3 +246,12 @@ test('with a forwarder, other names are relayed to it (and its answer returned)'
     await fwd.stop();
   }
 });
+
+test('the CLI lists zones and the computed records', { skip }, async () => {
+  const cli = (...args: string[]) => run(process.execPath, [path.join(process.cwd(), 'bin', 'fulcrum.js'), '--endpoint', server.url, '--token', token, ...args]);
+  assert.match(await cli('dns-zones', 'list'), /cluster\.test\s+forward/);
+  const records = await cli('dns', 'records', '--zone', 'cluster.test');
+  assert.match(records, /^; zone cluster\.test serial \d+$/m);
+  assert.match(records, /^n1\.cluster\.test\. 300 IN A 10\.77\.0\.11$/m);
+  assert.match(records, /^_etcd-server\._tcp\.cluster\.test\. 300 IN SRV 0 10 2380 etcd\.cluster\.test\.$/m);
+});

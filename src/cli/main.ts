@@ -32,6 +32,10 @@ export const KINDS: Array<{ kind: string; what: string; writable: boolean }> = [
   { kind: 'network-ranges', what: 'address ranges of networks', writable: true },
   { kind: 'network-routers', what: 'routers of networks (lowest pref is the default route)', writable: true },
   { kind: 'network-allocations', what: 'addresses allocated to nodes (create allocates, delete frees)', writable: true },
+  { kind: 'dns-zones', what: 'DNS zones served (forward and reverse; docs/dns.md)', writable: true },
+  { kind: 'dns-name-filters', what: 'DNS name filters (matcher + name template -> records for node addresses)', writable: true },
+  { kind: 'dns-records', what: 'static DNS records', writable: true },
+  { kind: 'dns-push-targets', what: 'DNS servers Fulcrum pushes its records to (RFC 2136)', writable: true },
   { kind: 'services', what: 'the service registry (internal services; external ones you register)', writable: true },
 ];
 
@@ -150,7 +154,9 @@ export function buildProgram(): Command {
     .option('--boot-port <port>', 'HTTP boot port on the boot address', '8091')
     .option('--no-dhcp', 'with --boot-address: do not serve DHCP (TFTP and HTTP only)')
     .option('--sample-content', 'import the content packs shipped with Fulcrum (content/) at start')
-    .action(async (opts: { dataDir: string; listen: string; bootAddress?: string; bootPort: string; dhcp: boolean; sampleContent?: boolean }) => runServer(opts));
+    .option('--dns-listen <host:port>', 'serve DNS (UDP and TCP) for the zones in the store on this address, e.g. 0.0.0.0:53 (docs/dns.md)')
+    .option('--dns-forwarder <host:port>', 'with --dns-listen: relay names outside the served zones to this resolver (else REFUSED)')
+    .action(async (opts: { dataDir: string; listen: string; bootAddress?: string; bootPort: string; dhcp: boolean; sampleContent?: boolean; dnsListen?: string; dnsForwarder?: string }) => runServer(opts));
 
   program.command('image')
     .description('boot images Fulcrum builds itself')
@@ -182,6 +188,29 @@ export function buildProgram(): Command {
     });
 
   for (const k of KINDS) objectCommands(program, k.kind, k.what, k.writable);
+
+  program.command('dns')
+    .description('the records the DNS server answers with (docs/dns.md)')
+    .command('records')
+    .description('list the computed records: name filters, static records and zone apex, per zone')
+    .option('--zone <zone>', 'only this zone')
+    .option('--name <name>', 'only this name')
+    .action(async (opts: { zone?: string; name?: string }, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.get<{ zones: Array<{ name: string; serial: number; records: string[] }>; problems: string[] }>('/api/v1/dns/records', { zone: opts.zone, name: opts.name });
+      if (format !== 'table') return out(render(res.body, format));
+      for (const z of res.body.zones) out(`; zone ${z.name} serial ${z.serial}\n${z.records.map((r) => r + '\n').join('')}`);
+      for (const p of res.body.problems) err(`problem: ${p}\n`);
+    });
+
+  program.commands.find((c) => c.name() === 'dns-push-targets')!.command('push')
+    .description('push the zone to this target now (RFC 2136), replacing every record Fulcrum owns there')
+    .argument('<target>', 'push target name or id')
+    .action(async (target: string, _opts: unknown, cmd: Command) => {
+      const { client, format } = await clientFor(cmd);
+      const res = await client.post(`/api/v1/dns-push-targets/${seg(target)}/push`, {});
+      out(render(res.body, format));
+    });
 
   program.commands.find((c) => c.name() === 'networks')!.command('bind')
     .description("allocate a node's address on a network and bind the network's role (network-<name>)")

@@ -14,14 +14,16 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
-export async function runServer(opts: { dataDir: string; listen: string; bootAddress?: string; bootPort?: string; dhcp?: boolean; sampleContent?: boolean }): Promise<void> {
+export async function runServer(opts: { dataDir: string; listen: string; bootAddress?: string; bootPort?: string; dhcp?: boolean; sampleContent?: boolean; dnsListen?: string; dnsForwarder?: string }): Promise<void> {
   parseListen(opts.listen);
   // Imported here so every other command starts without loading the server.
   const { startServer } = await import('../server/server.js');
   const log = (msg: string) => process.stdout.write(msg.endsWith('\n') ? msg : msg + '\n');
   const databaseUrl = process.env.DATABASE_URL || undefined;
   const boot = opts.bootAddress ? { address: opts.bootAddress, httpPort: Number(opts.bootPort ?? 8091), dhcp: opts.dhcp !== false } : undefined;
-  const server = await startServer({ dataDir: path.resolve(opts.dataDir), listen: opts.listen, databaseUrl, log, boot, sampleContent: opts.sampleContent });
+  if (opts.dnsForwarder && !opts.dnsListen) throw new CliError('--dns-forwarder needs --dns-listen (the DNS server is off without it)');
+  const dns = opts.dnsListen ? { listen: opts.dnsListen, forwarder: opts.dnsForwarder } : undefined;
+  const server = await startServer({ dataDir: path.resolve(opts.dataDir), listen: opts.listen, databaseUrl, log, boot, sampleContent: opts.sampleContent, dns });
   log(`Fulcrum is listening on ${server.url}`);
   log(`Log in with: fulcrum login --endpoint ${server.url} --user admin --password <admin password>`);
 
