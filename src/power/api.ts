@@ -13,10 +13,8 @@ import { keyClause } from '../model/lookup.js';
 import type { Store } from '../store/db.js';
 import { SecretBox } from '../store/secrets.js';
 import { PowerError, type PowerState } from './driver.js';
-import { PowerSettingsSchema, parsePowerSettings, powerControl, type PowerConfig } from './registry.js';
+import { SECRET_FIELDS, parsePowerSettings, powerControl, type PowerConfig } from './registry.js';
 import type { PowerPolicy } from './verified.js';
-
-const SECRET_FIELDS = ['password'] as const;
 
 export const POWER_ACTIONS = ['status', 'on', 'off', 'cycle', 'pxe', 'disk'] as const;
 export type PowerRequest = (typeof POWER_ACTIONS)[number];
@@ -139,5 +137,3 @@ export function registerPowerApi(app: FastifyInstance, store: Store, dataDir: st
     return { node: node.name, action, state: state ?? null, elapsed_ms: elapsedMs };
   });
 }
-
-export { PowerSettingsSchema };

@@ -53,7 +53,8 @@ export const PowerSettingsSchema = T.Union([
   }, { additionalProperties: false }),
 ]);
 
-const SECRET_FIELDS = ['password'] as const;
+/** Settings fields that are secrets: sealed at rest, never returned (api.ts). */
+export const SECRET_FIELDS = ['password'] as const;
 
 let validate: ((v: unknown) => boolean) & { errors?: ErrorObject[] | null } | undefined;
 
@@ -78,13 +79,6 @@ export function parsePowerSettings(value: unknown, what = 'power settings'): Pow
     return `${field} ${e.message}`;
   });
   throw new TypeError(`${what} (${driver}): ${[...new Set(text)].join('; ') || 'invalid'}`);
-}
-
-/** A copy safe to log or return from the API: secrets replaced by "***". */
-export function redactPowerConfig<C extends object>(config: C): C {
-  const out = { ...config } as Record<string, unknown>;
-  for (const f of SECRET_FIELDS) if (out[f] !== undefined) out[f] = '***';
-  return out as C;
 }
 
 const FACTORIES: { [K in PowerDriverName]: (c: Extract<PowerConfig, { driver: K }>) => PowerDriver } = {
