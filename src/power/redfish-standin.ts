@@ -62,6 +62,10 @@ export interface RedfishStandIn {
   ignoreBootPatch: boolean;
   /** Answer the next `n` requests matching `filter` (after authentication) with `status`. */
   failNext(n: number, status?: number, filter?: { method?: string; path?: RegExp }): void;
+  /** Change the system's ETag, as another client's PATCH or a BMC-internal update would. */
+  touch(): void;
+  /** Called after each request has been answered and recorded (to change state between a client's requests). */
+  afterRequest?: (r: StandInRequest) => void;
   close(): Promise<void>;
 }
 
@@ -116,6 +120,7 @@ export async function startRedfishStandIn(o: RedfishStandInOptions): Promise<Red
     ignoreResets: false,
     ignoreBootPatch: false,
     failNext(n, status = 503, filter = {}) { faults.push({ left: n, status, ...filter }); },
+    touch() { etag++; },
     close: () => new Promise<void>((resolve) => {
       for (const t of timers) clearTimeout(t);
       server.closeAllConnections();
@@ -123,7 +128,11 @@ export async function startRedfishStandIn(o: RedfishStandInOptions): Promise<Red
     }),
   };
 
+  // One power transition at a time: a new one (ForceOff while PoweringOn) replaces the pending
+  // one, as the chassis does; otherwise the old transition would complete later and undo it.
   const later = (ms: number, fn: () => void) => {
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
     if (ms <= 0) return fn();
     const t = setTimeout(() => { timers.delete(t); fn(); }, ms);
     timers.add(t);
@@ -254,10 +263,12 @@ export async function startRedfishStandIn(o: RedfishStandInOptions): Promise<Red
       const status = handle(req, body, res);
       let parsed: unknown = body;
       try { parsed = body ? JSON.parse(body) : undefined; } catch { /* keep text */ }
-      state.requests.push({
+      const r: StandInRequest = {
         method: req.method ?? '', path: req.url ?? '', body: parsed, authorized: req.headers.authorization === expected, status,
         ...(typeof req.headers['if-match'] === 'string' ? { ifMatch: req.headers['if-match'] } : {}),
-      });
+      };
+      state.requests.push(r);
+      state.afterRequest?.(r);
     });
   };
   const server = o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, listener) : http.createServer(listener);

@@ -90,6 +90,8 @@ export class RedfishDriver implements PowerDriver {
   readonly target: string;
   readonly baseUrl: string;
   #systemPath: string | undefined;
+  /** The Reset action from the last system document read (target and, once known, allowed types): it does not change with power state. */
+  #resetAction: { target: string; allowed?: string[]; actionInfo?: string } | undefined;
   #agent: http.Agent | https.Agent;
 
   constructor(readonly config: RedfishConfig) {
@@ -101,7 +103,7 @@ export class RedfishDriver implements PowerDriver {
     const port = config.port ?? defaultPort;
     const host = config.address.includes(':') ? `[${config.address}]` : config.address;
     this.baseUrl = `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}`;
-    this.target = `BMC ${config.address}${port === defaultPort ? '' : `:${port}`} (redfish)`;
+    this.target = `BMC ${port === defaultPort ? config.address : `${host}:${port}`} (redfish)`;
     this.#agent = scheme === 'https'
       ? new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: config.tlsVerify ?? true, ca: config.caCert })
       : new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -157,16 +159,23 @@ export class RedfishDriver implements PowerDriver {
   }
 
   async #reset(action: 'on' | 'off' | 'cycle'): Promise<void> {
-    const sys = await this.#system(action);
-    const act = ((sys.body.Actions ?? {}) as Json)['#ComputerSystem.Reset'] as Json | undefined;
-    const targetPath = typeof act?.target === 'string' ? act.target : `${sys.path}/Actions/ComputerSystem.Reset`;
-    let allowed = Array.isArray(act?.['ResetType@Redfish.AllowableValues']) ? act!['ResetType@Redfish.AllowableValues'] as string[] : undefined;
-    if (!allowed && typeof act?.['@Redfish.ActionInfo'] === 'string') allowed = await this.#actionInfoAllowed(action, act['@Redfish.ActionInfo'] as string);
+    // The Reset action is known from the status read that precedes every command (verified.ts):
+    // send the command without reading the system again.
+    if (!this.#resetAction) await this.#system(action);
+    const act = this.#resetAction!;
+    if (!act.allowed && act.actionInfo) act.allowed = await this.#actionInfoAllowed(action, act.actionInfo);
+    const allowed = act.allowed;
     const resetType = chooseResetType(action, allowed);
     if (!resetType) {
-      throw this.#error(action, `the BMC allows no ResetType for power ${action} (wanted ${RESET_TYPES[action].join(' or ')}; it allows ${allowed!.join(', ')})`, false);
+      throw this.#error(action, `the BMC allows no ResetType for power ${action} (wanted ${RESET_TYPES[action].join(' or ')}; it allows ${allowed!.join(', ') || 'none'})`, false);
     }
-    await this.#expect(action, 'POST', targetPath, { ResetType: resetType });
+    try {
+      await this.#expect(action, 'POST', act.target, { ResetType: resetType });
+    } catch (err) {
+      // A refused ResetType or a moved target: read the action afresh next time.
+      if (err instanceof PowerError && !err.retryable) this.#resetAction = undefined;
+      throw err;
+    }
   }
 
   async #actionInfoAllowed(action: PowerAction, path: string): Promise<string[] | undefined> {
@@ -188,6 +197,14 @@ export class RedfishDriver implements PowerDriver {
     }
     const r = await this.#expect(action, 'GET', this.#systemPath);
     const body = (r.json ?? {}) as Json;
+    const act = ((body.Actions ?? {}) as Json)['#ComputerSystem.Reset'] as Json | undefined;
+    const target = typeof act?.target === 'string' ? act.target : `${this.#systemPath}/Actions/ComputerSystem.Reset`;
+    const inline = Array.isArray(act?.['ResetType@Redfish.AllowableValues']) ? (act!['ResetType@Redfish.AllowableValues'] as unknown[]).filter((x): x is string => typeof x === 'string') : undefined;
+    const actionInfo = !inline && typeof act?.['@Redfish.ActionInfo'] === 'string' ? act['@Redfish.ActionInfo'] as string : undefined;
+    const known = this.#resetAction;
+    if (!known || known.target !== target || known.actionInfo !== actionInfo || (inline && inline.join() !== known.allowed?.join())) {
+      this.#resetAction = { target, allowed: inline, actionInfo };
+    }
     const etagHeader = r.headers.etag;
     const etag = typeof etagHeader === 'string' ? etagHeader : typeof body['@odata.etag'] === 'string' ? body['@odata.etag'] as string : undefined;
     return { path: this.#systemPath, body, etag };
