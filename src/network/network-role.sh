@@ -17,7 +17,7 @@ mode_name() {
   case "$1" in 0) echo balance-rr ;; 1) echo active-backup ;; 2) echo balance-xor ;; 3) echo broadcast ;;
     4) echo 802.3ad ;; 5) echo balance-tlb ;; *) echo balance-alb ;; esac
 }
-have() { ip link show dev "$1" >/dev/null 2>&1; }
+have() { [ -e "/sys/class/net/$1" ]; }
 # The interface the VLAN (or bridge, or address) sits on: the bond, else the one member.
 base=${MEMBERS%% *}
 [ -z "$BOND" ] || base=$BOND
@@ -108,30 +108,48 @@ EOF
   echo "wrote systemd-networkd files under $d"
 fi
 
-# Live configuration: each step is idempotent, so a re-run converges.
+# Live configuration: each step is idempotent, so a re-run converges. iproute2 first; busybox (the
+# discovery ramdisk) has no `ip link add` or `addr replace`, so sysfs, vconfig and brctl stand in.
+bond_sysfs() {
+  [ -w /sys/class/net/bonding_masters ] || return 1
+  echo "+$BOND" > /sys/class/net/bonding_masters
+  mode_name "$TEAM_MODE" > "/sys/class/net/$BOND/bonding/mode"
+}
+vlan_vconfig() {
+  command -v vconfig >/dev/null 2>&1 || return 1
+  vconfig set_name_type DEV_PLUS_VID_NO_PAD >/dev/null && vconfig add "$base" "$VLAN" >/dev/null || return 1
+  [ "$base.$VLAN" = "$VLAN_IFACE" ] || ip link set dev "$base.$VLAN" name "$VLAN_IFACE"
+}
+addr_set() {
+  if [ "${3:-}" = -6 ]; then
+    ip -6 addr replace "$1" dev "$2" nodad 2>/dev/null || ip -6 addr add "$1" dev "$2" 2>/dev/null || ip -6 addr show dev "$2" | grep -qF " $1 "
+  else
+    ip addr replace "$1" dev "$2" 2>/dev/null || ip addr add "$1" dev "$2" 2>/dev/null || ip addr show dev "$2" | grep -qF " $1 "
+  fi
+}
 no_kind() { echo "network $NET_NAME: cannot create $1 $2 on this kernel (is $3 enabled?); the persistent config is written and applies at the next boot of a kernel that has it" >&2; exit 1; }
 if [ -n "$BOND" ]; then
-  have "$BOND" || ip link add "$BOND" type bond mode "$(mode_name "$TEAM_MODE")" || no_kind bond "$BOND" CONFIG_BONDING
+  have "$BOND" || ip link add "$BOND" type bond mode "$(mode_name "$TEAM_MODE")" 2>/dev/null || bond_sysfs || no_kind bond "$BOND" CONFIG_BONDING
   for m in $MEMBERS; do
     if [ "$(basename "$(readlink "/sys/class/net/$m/master" 2>/dev/null || echo none)")" != "$BOND" ]; then
       ip link set dev "$m" down
-      ip link set dev "$m" master "$BOND"
+      ip link set dev "$m" master "$BOND" 2>/dev/null || echo "+$m" > "/sys/class/net/$BOND/bonding/slaves"
     fi
     ip link set dev "$m" up
   done
 fi
 ip link set dev "$base" up
 if [ -n "$VLAN_IFACE" ]; then
-  have "$VLAN_IFACE" || ip link add link "$base" name "$VLAN_IFACE" type vlan id "$VLAN" || no_kind "VLAN sub-interface" "$VLAN_IFACE" CONFIG_VLAN_8021Q
+  have "$VLAN_IFACE" || ip link add link "$base" name "$VLAN_IFACE" type vlan id "$VLAN" 2>/dev/null || vlan_vconfig || no_kind "VLAN sub-interface" "$VLAN_IFACE" CONFIG_VLAN_8021Q
   ip link set dev "$VLAN_IFACE" up
 fi
 if [ -n "$BRIDGE" ]; then
-  have "$BRIDGE" || ip link add "$BRIDGE" type bridge
+  have "$BRIDGE" || ip link add "$BRIDGE" type bridge 2>/dev/null || brctl addbr "$BRIDGE"
   ip link set dev "$BRIDGE_PORT" master "$BRIDGE"
   ip link set dev "$BRIDGE" up
 fi
-[ -z "$ADDRESS" ] || ip addr replace "$ADDRESS" dev "$IFACE"
-[ -z "$ADDRESS6" ] || ip -6 addr replace "$ADDRESS6" dev "$IFACE" nodad
+[ -z "$ADDRESS" ] || addr_set "$ADDRESS" "$IFACE"
+[ -z "$ADDRESS6" ] || addr_set "$ADDRESS6" "$IFACE" -6
 if [ "$DEFAULT_ROUTE" = 1 ] && [ -n "$ROUTER" ]; then ip route replace default via "$ROUTER" dev "$IFACE"; fi
 echo "network $NET_NAME: ${ADDRESS:-} ${ADDRESS6:-} on $IFACE (members: $MEMBERS)"
 
