@@ -135,17 +135,26 @@ export async function runDiscoveryBench(log: (m: string) => void = console.log):
       return nrs.length === 10 && nrs.every((x) => x.state === 'ACTIVE') && nrs;
     }, 60_000, 100);
     const jobs = (await api('GET', '/api/v1/jobs?limit=1000')).body as any[];
+    const claims = (await api('GET', '/api/v1/events?type=job.claimed&limit=100')).body as any[];
     const fromCommit: number[] = [];
     const fromStart: number[] = [];
+    const toClaim: number[] = [];
+    const claimToScript: number[] = [];
     for (const nr of done) {
       const started = Number(nr.wall.bench.started);
       fromCommit.push(started - commitAt);
       const job = jobs.find((j) => j.noderole === nr.id);
       if (job?.started_at) fromStart.push(started - Date.parse(job.started_at));
+      const claim = claims.find((e) => e.object_id === job?.id);
+      if (claim && job?.started_at) {
+        toClaim.push(Date.parse(claim.at) - Date.parse(job.started_at));
+        claimToScript.push(started - Date.parse(claim.at));
+      }
     }
     const dispatchFromCommitMs = { p50: pct(fromCommit, 0.5), max: Math.max(...fromCommit) };
     const dispatchFromJobStartMs = { p50: pct(fromStart, 0.5), max: Math.max(...fromStart) };
     log(`dispatch over ten nodes: commit → script started p50 ${dispatchFromCommitMs.p50} ms, max ${dispatchFromCommitMs.max} ms; job started → script started p50 ${dispatchFromJobStartMs.p50} ms, max ${dispatchFromJobStartMs.max} ms`);
+    log(`  of which job started → claimed by the agent p50 ${pct(toClaim, 0.5)} ms, claimed → script started p50 ${pct(claimToScript, 0.5)} ms`);
 
     // Idle agents.
     const hz = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
