@@ -200,3 +200,73 @@ test('a boot storm: 80 overlapping DISCOVERs get 80 distinct offers, and every R
   assert.equal(rows.length, macs.length, 'every ACKed lease is stored as bound');
   assert.deepEqual(new Map(rows.map((r) => [r.mac, r.address])), new Map(macs.map((m, i) => [m, offered[i]])));
 });
+
+test('group commit: the ACKs of a storm share commits; each is durable when it is sent', async () => {
+  const macs = Array.from({ length: 60 }, (_, i) => `52:54:00:00:08:${i.toString(16).padStart(2, '0')}`);
+  const relay = { giaddr: '10.81.0.1' };
+  const offers = await Promise.all(macs.map((mac) => exchange(request(1, mac, [], relay))));
+  const batchesBefore = server.engine.writer.batches;
+  const acks = await Promise.all(macs.map(async (mac, i) => {
+    const ack = await exchange(request(3, mac, [['requested-ip', offers[i]!.packet.yiaddr], ['server-identifier', SERVER]], relay));
+    // At the moment this ACK is handed to the socket its row is committed (read on another connection).
+    const row = (await db.store.query(`SELECT state, mac::text AS mac FROM leases WHERE address = $1`, [ack!.packet.yiaddr])).rows[0];
+    return { type: ack!.type, row };
+  }));
+  for (const [i, a] of acks.entries()) {
+    assert.equal(a.type, 'ACK');
+    assert.deepEqual(a.row, { state: 'bound', mac: macs[i] });
+  }
+  const batches = server.engine.writer.batches - batchesBefore;
+  assert.ok(batches >= 1 && batches < macs.length / 4, `60 ACKs took ${batches} commits`);
+  const events = await db.store.query(`SELECT payload FROM events WHERE type = 'dhcp.leases' ORDER BY id DESC LIMIT $1`, [batches]);
+  const reported = events.rows.flatMap((e) => e.payload.leases.map((l: any) => l.mac));
+  for (const mac of macs) assert.ok(reported.includes(mac), `${mac}'s binding is in a dhcp.leases event`);
+});
+
+test('changes made elsewhere reach the server: a new reservation, a deleted lease', async () => {
+  const mac = '52:54:00:00:09:01';
+  const reloads = server.engine.reloads;
+  await db.store.query(`INSERT INTO reservations (mac, subnet_id, address, hostname) SELECT $1, id, '10.50.0.60', 'late' FROM subnets WHERE name = 'lab'`, [mac]);
+  await waitFor('the reservation reloaded', async () => server.engine.reloads > reloads, 5000, 10);
+  const offer = (await exchange(request(1, mac)))!;
+  assert.equal(offer.packet.yiaddr, '10.50.0.60');
+  assert.equal(getOption(offer.packet, 'hostname'), 'late');
+  // A bound lease deleted through the database (the API, a deleted node) is forgotten: the
+  // client's INIT-REBOOT for it gets silence, as for any address we have no record of.
+  const other = '52:54:00:00:09:02';
+  const o = (await exchange(request(1, other)))!;
+  assert.equal((await exchange(request(3, other, [['requested-ip', o.packet.yiaddr], ['server-identifier', SERVER]])))!.type, 'ACK');
+  assert.equal((await exchange(request(3, other, [['requested-ip', o.packet.yiaddr]])))!.type, 'ACK', 'INIT-REBOOT for its lease');
+  const before = server.engine.reloads;
+  await db.store.query(`DELETE FROM leases WHERE mac = $1`, [other]);
+  await waitFor('the lease deletion noticed', async () => server.engine.reloads > before, 5000, 10);
+  assert.equal(await exchange(request(3, other, [['requested-ip', o.packet.yiaddr]])), null, 'INIT-REBOOT for a deleted lease: silent');
+});
+
+test('one process serves a subnet: a second server stays silent for it until the first stops, then takes over its leases', async () => {
+  const second = new DhcpServer({ store: db.store, address: SERVER, httpBase: `http://${SERVER}:8091/boot` });
+  try {
+    const mac = '52:54:00:00:0a:01';
+    const far = { giaddr: '10.60.0.1' };
+    const offer = (await exchange(request(1, mac, [], far)))!;
+    const address = offer.packet.yiaddr;
+    assert.equal((await exchange(request(3, mac, [['requested-ip', address], ['server-identifier', SERVER]], far)))!.type, 'ACK');
+    assert.equal(await second.handle(request(1, '52:54:00:00:0a:02', [], far), 'DISCOVER', rinfo, 'dhcp'), null, 'the subnet is served by the first server');
+    const reloads = second.engine.reloads;
+    await db.store.query(`INSERT INTO subnets (name, cidr, pools, probe) VALUES ('spare', '10.82.0.0/24', '[{"first":"10.82.0.10","last":"10.82.0.20"}]', false)`);
+    await waitFor('the second server sees the new subnet', async () => second.engine.reloads > reloads, 5000, 10);
+    assert.notEqual(await second.handle(request(1, '52:54:00:00:0a:03', [], { giaddr: '10.82.0.1' }), 'DISCOVER', rinfo, 'dhcp'), null,
+      'a subnet the first server never touched is the second one\'s to take');
+    await server.stop();
+    // The first server's session is gone and so is its lock: the second loads the leases and knows the binding.
+    const renewed = await waitFor('the second server takes the subnet', async () =>
+      second.handle(request(3, mac, [['requested-ip', address]], far), 'REQUEST', rinfo, 'dhcp'), 5000, 100);
+    assert.equal(renewed!.type, 'ACK');
+    assert.equal(renewed!.packet.yiaddr, address);
+    const next = (await second.handle(request(1, '52:54:00:00:0a:04', [], far), 'DISCOVER', rinfo, 'dhcp'))!;
+    assert.notEqual(next.packet.yiaddr, address, 'the bound address is not offered to another client');
+  } finally {
+    await second.stop();
+    server = new DhcpServer({ store: db.store, address: SERVER, httpBase: `http://${SERVER}:8091/boot` });
+  }
+});

@@ -136,7 +136,7 @@ export class LeaseEngine {
   private lastExhausted = new Map<number, number>();
   private stopped = false;
   readonly writer: LeaseWriter;
-  /** How many times the cached configuration was reloaded after a change (tests wait on it). */
+  /** How many changes made elsewhere were taken in (configuration reloaded, leases marked for reload); tests wait on it. */
   reloads = 0;
 
   constructor(private readonly store: Store, private readonly log: (m: string) => void = () => {}) {
@@ -228,7 +228,11 @@ export class LeaseEngine {
 
   /** A table changed (migration 008's triggers): reload that part; leases deleted: reload the subnets' leases. */
   private changed(table: string): void {
-    if (table === 'leases') { for (const st of this.states.values()) st.stale = true; return; }
+    if (table === 'leases') {
+      for (const st of this.states.values()) st.stale = true;
+      this.reloads++;
+      return;
+    }
     this.dirty.add(table === 'subnets' ? 'subnets' : table === 'reservations' ? 'reservations' : 'nodes');
     if (this.refreshing) return;
     this.refreshing = true;
