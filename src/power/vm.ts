@@ -88,20 +88,31 @@ export class VmDriver implements PowerDriver {
   }
 
   async off(): Promise<void> {
-    if ((await this.#runState('off')) === undefined) return;
+    let s: string | undefined;
+    try {
+      s = await this.#runState('off');
+    } catch (err) {
+      // QEMU is there but QMP does not answer (hung, stopped): the hard off is SIGKILL (PID checked).
+      const pid = this.#pid();
+      this.#kill(pid);
+      if (await this.#waitGone(3000, pid)) return;
+      throw this.#error('off', `${(err as Error).message}; it did not exit after SIGKILL either`, true, err);
+    }
+    if (s === undefined) return;
+    const pid = this.#pid();
     const grace = this.config.gracefulShutdownMs ?? 0;
     if (grace > 0) {
       await this.#qmp('off', 'system_powerdown').catch(() => undefined);
-      if (await this.#waitGone(grace)) return;
+      if (await this.#waitGone(grace, pid)) return;
     }
     try {
       await this.#qmp('off', 'quit');
     } catch (err) {
-      if (!(err instanceof QmpError && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))) this.#kill();
+      if (!(err instanceof QmpError && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))) this.#kill(pid);
     }
-    if (!(await this.#waitGone(this.config.commandTimeoutMs ?? 5000))) {
-      this.#kill();
-      if (!(await this.#waitGone(3000))) throw this.#error('off', `QEMU (pid ${this.#pid()}) did not exit after quit and SIGKILL`, true);
+    if (!(await this.#waitGone(this.config.commandTimeoutMs ?? 5000, pid))) {
+      this.#kill(pid);
+      if (!(await this.#waitGone(3000, pid))) throw this.#error('off', `QEMU (pid ${pid}) did not exit after quit and SIGKILL`, true);
     }
   }
 
@@ -109,7 +120,10 @@ export class VmDriver implements PowerDriver {
     const s = await this.#runState('cycle');
     if (s === undefined) return this.on();
     const state = this.#readState();
-    const restart = state.once !== undefined || (state.launchedWith ?? '') !== this.#bootArg(state) || this.config.launch.includes('-no-reboot');
+    // A reset keeps the process's -boot order (QEMU has already dropped a spent once=): restart
+    // only for a pending one-time device or a changed persistent order.
+    const order = (arg: string) => arg.split(',').filter((p) => p.startsWith('order=')).join(',');
+    const restart = state.once !== undefined || order(state.launchedWith ?? '') !== order(this.#bootArg(state)) || this.config.launch.includes('-no-reboot');
     if (restart) {
       await this.off();
       await this.on();
@@ -174,23 +188,29 @@ export class VmDriver implements PowerDriver {
       return undefined;
     }
     if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    return this.#isOurs(pid) ? pid : undefined;
+  }
+
+  /** A PID is only this VM if its command line names this socket (PIDs get reused; zombies have none). */
+  #isOurs(pid: number): boolean {
     try {
-      // A PID is only this VM if its command line names this socket (PIDs get reused; zombies have none).
-      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmdline.includes(`unix:${this.config.address},`) ? pid : undefined;
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`unix:${this.config.address},`);
     } catch {
-      return undefined;
+      return false;
     }
   }
 
-  #kill(): void {
-    const pid = this.#pid();
-    if (pid !== undefined) try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  #kill(pid = this.#pid()): void {
+    if (pid !== undefined && this.#isOurs(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
   }
 
-  async #waitGone(timeoutMs: number): Promise<boolean> {
+  /**
+   * Wait until the process `pid` (default: the pid file's) has exited. QEMU removes its pid file
+   * while it is still shutting down, so a caller that knows the PID passes it.
+   */
+  async #waitGone(timeoutMs: number, pid = this.#pid()): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#pid() !== undefined) {
+    while (pid !== undefined && this.#isOurs(pid)) {
       if (Date.now() >= deadline) return false;
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -237,6 +257,7 @@ export class VmDriver implements PowerDriver {
     ];
     const log = fs.openSync(this.logFile, 'a');
     let exited: string | undefined;
+    let childPid: number | undefined;
     try {
       const child = spawn(argv[0], argv.slice(1), {
         env: this.config.env ?? process.env,
@@ -246,6 +267,7 @@ export class VmDriver implements PowerDriver {
       child.on('error', (err) => { exited = err.message; });
       child.on('exit', (code, signal) => { exited = code !== null ? `exit code ${code}` : `signal ${signal}`; });
       child.unref();
+      childPid = child.pid;
     } finally {
       fs.closeSync(log);
     }
@@ -262,6 +284,9 @@ export class VmDriver implements PowerDriver {
         throw this.#error('on', `QEMU exited while starting (${exited}): ${outputTail(this.#logTail())}`, false);
       }
       if (Date.now() >= deadline) {
+        // Our own child, not reaped yet (no exit seen), so its PID is still ours: end its whole
+        // process group (detached: it leads one), whether or not it got as far as the pid file.
+        if (childPid !== undefined && exited === undefined) try { process.kill(-childPid, 'SIGKILL'); } catch { /* gone */ }
         this.#kill();
         throw this.#error('on', `QEMU did not answer on ${this.config.address} within ${timeoutMs} ms: ${outputTail(this.#logTail())}`, true);
       }
