@@ -5,7 +5,7 @@
 // a playbook that sets the cacheable fact `fulcrum_wall` (attrib name -> value) reports those
 // values, which land at their attribs' map paths in the wall. Connection as for the ssh jig: the
 // server's key pair, host keys pinned on first contact; node hints `ssh-host`/`ansible-host`,
-// `ssh-user`, `ssh-port`, `ansible-connection` (docs/ansible.md... see docs/content-packs.md).
+// `ssh-user`, `ssh-port`, `ansible-connection` (docs/content-packs.md "The ansible jig").
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
