@@ -25,6 +25,12 @@ import { DNS_RESOURCES, registerDnsApi } from '../dns/api.js';
 import { registerAnsibleApi } from '../annealer/ansible-jig.js';
 import { NETWORK_RESOURCES, registerNetworkApi } from '../network/api.js';
 import { mergePatch } from './merge-patch.js';
+import { registerUi } from './ui-static.js';
+import { registerSetupApi } from './setup.js';
+import { nodeRoleClause, nodeSearchClause, searchValue } from './node-search.js';
+import { registerUiViews } from './ui-views.js';
+import { projectRoot } from '../paths.js';
+import path from 'node:path';
 import * as S from './schemas.js';
 
 declare module 'fastify' {
@@ -102,6 +108,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerNetworkApi(app, store, deps.events, deps.log);
   registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree, deps.events);
   registerPowerApi(app, store, deps.dataDir);
+  registerSetupApi(app, store);
+  registerUiViews(app, store);
+  registerUi(app, path.join(projectRoot, 'dist', 'ui'));
   registerServiceApi(app, store);
   registerAnsibleApi(app, store);
 
@@ -252,6 +261,12 @@ function registerResource(app: FastifyInstance, store: Store, r: Resource): void
     const args: unknown[] = [];
     for (const [k, v] of Object.entries(q)) {
       if (k === 'limit' || k === 'offset') continue;
+      if (r.kind === 'nodes' && (k === 'q' || k === 'role')) {
+        if (k === 'q' && !String(v).trim()) continue;
+        args.push(k === 'q' ? searchValue(String(v)) : v);
+        conds.push(k === 'q' ? nodeSearchClause(args.length) : nodeRoleClause(args.length));
+        continue;
+      }
       if (!r.filters.includes(k)) throw new FulcrumError('invalid', `unknown filter "${k}" for ${r.kind}; filters: ${r.filters.join(', ')}`, `query.${k}`);
       args.push(v);
       conds.push(`v.${k}::text = $${args.length}`);
