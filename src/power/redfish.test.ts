@@ -394,6 +394,35 @@ test('redfish driver against the stand-in Redfish BMC (no real emulator availabl
       }
     });
 
+    await t.test('a configured systemId skips discovery; a wrong one and an unreachable BMC are reported', async () => {
+      const named = await open({ systemId: 'System.Embedded.1' }, { systemId: 'System.Embedded.1' });
+      assert.equal(await named.raw.status(), 'off');
+      assert.deepEqual(lines(named.since()), ['GET /redfish/v1/Systems/System.Embedded.1 200'], 'no collection read');
+
+      const wrong = await open({}, { systemId: 'System.Embedded.1' });
+      await assert.rejects(verifiedPower(wrong.raw, FAST).status(), (err: unknown) => {
+        assert.ok(err instanceof PowerError);
+        assert.match(err.message, /power status failed: GET \/redfish\/v1\/Systems\/System\.Embedded\.1 returned HTTP 404: no such resource \(The resource at the URI .* was not found\.\); check systemId$/);
+        assert.equal(err.retryable, false);
+        messages.push(err.message);
+        return true;
+      });
+      assert.equal(wrong.bmc.requests.length, 1, 'not retried');
+
+      // A port nothing listens on any more.
+      const gone = await open();
+      await gone.bmc.close();
+      const started = Date.now();
+      await assert.rejects(verifiedPower(gone.raw, { ...FAST, attempts: 2 }).status(), (err: unknown) => {
+        assert.ok(err instanceof PowerError);
+        assert.match(err.message, new RegExp(`power status failed after 2 attempts: GET http://127\\.0\\.0\\.1:${gone.bmc.port}/redfish/v1/Systems failed: .*ECONNREFUSED`));
+        assert.equal(err.retryable, true);
+        messages.push(err.message);
+        return true;
+      });
+      t.diagnostic(`unreachable BMC reported after ${Date.now() - started} ms`);
+    });
+
     await t.test('no secret in any message or event', () => {
       assert.ok(messages.length >= 5, `messages were collected (${messages.length})`);
       for (const m of messages) assert.ok(!m.includes(PASSWORD) && !m.includes('Wrong-Pa55'), m);
