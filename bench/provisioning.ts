@@ -27,8 +27,9 @@
 //
 // Environment: BENCH_DHCP_CLIENTS (perfdhcp -R, default 60000), BENCH_DHCP_STEP_S (search step
 // length, 5), BENCH_DHCP_CONFIRM_S (8), BENCH_DHCP_FIXED_RATE (DORA/s for the equal-load runs, 25),
-// BENCH_DHCP_FILL (20000), BENCH_DHCP_START_FULCRUM|KEA|DNSMASQ (first search step: 50, 2000, 200),
-// BENCH_REPS (interleaved repetitions, 3), BENCH_TFTP_MIB (30), BENCH_PROV_BUDGET_S (600).
+// BENCH_DHCP_FILL (20000), BENCH_DHCP_START_FULCRUM|KEA|DNSMASQ (first search step: 2000, 2000, 200),
+// BENCH_REPS (interleaved repetitions, 3), BENCH_TFTP_MIB (30), BENCH_PROV_BUDGET_S (600),
+// BENCH_PROV_SKIP (comma-separated parts to leave out: tftp, http; e.g. `BENCH_PROV_SKIP=tftp,http` runs DHCP only).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +55,8 @@ const REPS = num('BENCH_REPS', 3);
 const TFTP_MIB = num('BENCH_TFTP_MIB', 30);
 const BUDGET_S = num('BENCH_PROV_BUDGET_S', 600);
 const MAX_STEPS = 9;
+const SKIP = new Set((process.env.BENCH_PROV_SKIP ?? '').split(',').map((x) => x.trim()).filter(Boolean));
+for (const part of SKIP) if (part !== 'tftp' && part !== 'http') throw new Error(`BENCH_PROV_SKIP: '${part}' is not a part that can be left out (tftp, http)`);
 const SERVER_CPU = '1';
 const LOAD_CPU = '0';
 const SUBNETS = 32; // 10.96.0.0/16 ... 10.127.0.0/16
@@ -537,7 +540,7 @@ export async function runProvisioningBench(): Promise<ProvisioningReport> {
     ];
     const [tF, tK] = targets;
     allServerPids = async () => (await Promise.all([ful, peer, dnsm].map((n) => n.pids()))).flat();
-    const starts: Record<string, number> = { Fulcrum: num('BENCH_DHCP_START_FULCRUM', 50), Kea: num('BENCH_DHCP_START_KEA', 2000), dnsmasq: num('BENCH_DHCP_START_DNSMASQ', 200) };
+    const starts: Record<string, number> = { Fulcrum: num('BENCH_DHCP_START_FULCRUM', 2000), Kea: num('BENCH_DHCP_START_KEA', 2000), dnsmasq: num('BENCH_DHCP_START_DNSMASQ', 200) };
     const rotate = <T>(xs: T[], k: number) => xs.map((_, i) => xs[(i + k) % xs.length]);
 
     // --- 1. DHCP ---
@@ -620,7 +623,7 @@ export async function runProvisioningBench(): Promise<ProvisioningReport> {
 
     // --- 2. TFTP ---
     log(`TFTP: ${TFTP_MIB} MiB, one client (curl), blksize ${BLKSIZES.join('/')}`);
-    const tftpTargets = [{ name: 'Fulcrum', addr: FULCRUM }, { name: 'tftpd-hpa', addr: PEER }];
+    const tftpTargets = SKIP.has('tftp') ? [] : [{ name: 'Fulcrum', addr: FULCRUM }, { name: 'tftpd-hpa', addr: PEER }];
     for (const t of tftpTargets) {
       const r = await gen.exec('sh', ['-c', `curl -sS --tftp-blksize 1468 tftp://${t.addr}/big.bin | sha256sum`], { timeoutMs: 120000 });
       if (r.stdout.split(' ')[0] !== bigHash) throw new Error(`TFTP from ${t.name}: the file came back different`);
@@ -648,7 +651,7 @@ export async function runProvisioningBench(): Promise<ProvisioningReport> {
 
     // --- 3. HTTP ---
     log('HTTP: the same file (curl, 5 transfers per connection) and 1 KiB with keep-alive (wrk -t1 -c10 -d5s)');
-    const httpTargets = [{ name: 'Fulcrum', base: `http://${FULCRUM}:8091/boot` }, { name: 'nginx', base: `http://${PEER}:8091/boot` }];
+    const httpTargets = SKIP.has('http') ? [] : [{ name: 'Fulcrum', base: `http://${FULCRUM}:8091/boot` }, { name: 'nginx', base: `http://${PEER}:8091/boot` }];
     for (const t of httpTargets) {
       const r = await gen.exec('sh', ['-c', `curl -sSf ${t.base}/big.bin | sha256sum`], { timeoutMs: 60000 });
       if (r.stdout.split(' ')[0] !== bigHash) throw new Error(`HTTP from ${t.name}: the file came back different`);
@@ -722,14 +725,14 @@ export async function runProvisioningBench(): Promise<ProvisioningReport> {
         ` ${f(profile.serverMsPerDora, 2)} ms of PostgreSQL execution time per DORA`);
       for (const s of profile.top) out.push(`  ${f(s.perDora, 2).padStart(5)} × ${f(s.msPerCall, 3).padStart(7)} ms  ${s.sql}`);
     }
-    out.push('', `TFTP, ${TFTP_MIB} MiB, one client (curl), MiB/s, median of ${tftp.get(`Fulcrum/${BLKSIZES[0]}`)?.length ?? 0}`);
-    out.push(table(['blksize', 'Fulcrum', 'tftpd-hpa', 'ratio'], BLKSIZES.map((bs) => {
+    if (!SKIP.has('tftp')) out.push('', `TFTP, ${TFTP_MIB} MiB, one client (curl), MiB/s, median of ${tftp.get(`Fulcrum/${BLKSIZES[0]}`)?.length ?? 0}`);
+    if (!SKIP.has('tftp')) out.push(table(['blksize', 'Fulcrum', 'tftpd-hpa', 'ratio'], BLKSIZES.map((bs) => {
       const a = median(tftp.get(`Fulcrum/${bs}`) ?? []), b = median(tftp.get(`tftpd-hpa/${bs}`) ?? []);
       return [String(bs), f(a, 1), f(b, 1), ratio(a, b)];
     })));
-    out.push('', 'HTTP, medians');
+    if (!SKIP.has('http')) out.push('', 'HTTP, medians');
     const hb = (n: string) => median(httpBig.get(n) ?? []), hs = (n: string) => median(httpSmall.get(n) ?? []);
-    out.push(table(['measure', 'Fulcrum', 'nginx', 'ratio'], [
+    if (!SKIP.has('http')) out.push(table(['measure', 'Fulcrum', 'nginx', 'ratio'], [
       [`${TFTP_MIB} MiB file, curl, MiB/s`, f(hb('Fulcrum'), 0), f(hb('nginx'), 0), ratio(hb('Fulcrum'), hb('nginx'))],
       ['1 KiB keep-alive, wrk -t1 -c10, req/s', f(hs('Fulcrum'), 0), f(hs('nginx'), 0), ratio(hs('Fulcrum'), hs('nginx'))],
     ]));
