@@ -316,6 +316,21 @@ export function buildProgram(): Command {
         `${count(b.profiles)} profiles (${b.changed ? 'changed' : 'unchanged'})\n`);
     });
 
+  // Ansible's dynamic-inventory protocol: `--list` prints every group, `--host` one host's vars.
+  program.command('ansible')
+    .description('Ansible integration (docs/content-packs.md "The ansible jig")')
+    .command('inventory')
+    .description('the deployment\'s nodes as an Ansible dynamic inventory (JSON)')
+    .option('--deployment <deployment>', 'only this deployment\'s nodes')
+    .option('--list', 'every group and host (the default)')
+    .option('--host <host>', 'one host\'s variables')
+    .action(async (opts: { deployment?: string; host?: string }, cmd: Command) => {
+      const { client } = await clientFor(cmd);
+      const res = await client.get<Record<string, any>>(`/api/v1/ansible/inventory${opts.deployment ? `?deployment=${seg(opts.deployment)}` : ''}`);
+      const inv = res.body ?? {};
+      out(JSON.stringify(opts.host ? inv._meta?.hostvars?.[opts.host] ?? {} : inv, null, 2) + '\n');
+    });
+
   program.command('sim')
     .description('simulation')
     .command('nodes')

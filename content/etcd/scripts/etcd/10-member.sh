@@ -85,6 +85,13 @@ ALL_OTHERS=$(while read -r n a m; do if [ "$n" != "$NAME" ]; then printf '%s,' "
 ALL_OTHERS=${ALL_OTHERS%,}
 knows_me() { printf '%s\n' "$1" | grep -qF ", $PEER_URL,"; }
 
+# Debian's etcd-server starts a single-node etcd on localhost when installed. That one is not a
+# member of this cluster: stop it, and keep its data aside (never deleted).
+if [ "$SYSTEMD" = 1 ] && [ ! -f "$MARKER" ] && ! grep -q '^# Written by Fulcrum' "$CONF" 2>/dev/null; then
+  if systemctl is-active --quiet etcd; then echo "stopping the etcd the package started (not configured by Fulcrum)"; systemctl stop etcd; fi
+  if [ -d "$DATA/member" ]; then mv "$DATA" "$DATA.pre-fulcrum.$(date +%s)"; echo "kept the package's etcd data in $DATA.pre-fulcrum.*"; fi
+fi
+
 if running; then
   echo "etcd member $NAME is running; not restarting it"
 elif [ -f "$MARKER" ] && { [ -z "$ALL_OTHERS" ] || ! LIST=$(members "$ALL_OTHERS") || knows_me "$LIST"; }; then
