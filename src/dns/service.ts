@@ -12,8 +12,8 @@ import { watchDns } from './metrics.js';
 import { pushAll } from './push.js';
 
 export interface DnsOptions {
-  /** "host:port" to serve on ("0.0.0.0:53", "127.0.0.1:5353"). */
-  listen: string;
+  /** "host:port" to serve on ("0.0.0.0:53", "127.0.0.1:5353"); without it, records are only pushed (RFC 2136). */
+  listen?: string;
   /** Upstream resolver for names outside the served zones ("host:port"); else they are REFUSED. */
   forwarder?: string;
 }
@@ -32,6 +32,7 @@ export async function loadRecords(sql: Sql): Promise<Loaded> {
   const zones = (await sql.query(
     `SELECT id, name, kind, ttl, primary_ns, admin_email, nameservers, ARRAY(SELECT host(x) FROM unnest(ns_addresses) x) AS ns_addresses,
             refresh, retry, expire, minimum, serial, content_hash FROM dns_zones ORDER BY name`)).rows;
+  if (!zones.length) return { zones, computed: { byZone: new Map(), problems: [] } }; // nothing served: skip the rest
   const filters = (await sql.query(
     `SELECT f.id, f.name, z.name AS zone, f.match, f.template, f.ptr, f.ttl, f.enabled FROM dns_name_filters f JOIN dns_zones z ON z.id = f.zone_id ORDER BY f.id`)).rows as NameFilter[];
   const statics = (await sql.query(
@@ -46,7 +47,9 @@ export async function loadRecords(sql: Sql): Promise<Loaded> {
     `${ipam ? `SELECT a.node_id, host(a.address) AS address, nw.name AS network, nw.category, r.name AS range, 'allocation' AS source, 0 AS rank
        FROM network_allocations a JOIN networks nw ON nw.id = a.network_id LEFT JOIN network_ranges r ON r.id = a.range_id
      UNION ALL ` : ''}
-     SELECT res.node_id, host(res.address), s.name, NULL, NULL, 'reservation', 1 FROM reservations res JOIN subnets s ON s.id = res.subnet_id WHERE res.node_id IS NOT NULL
+     SELECT COALESCE(res.node_id, m.node_id), host(res.address), s.name, NULL, NULL, 'reservation', 1
+       FROM reservations res JOIN subnets s ON s.id = res.subnet_id LEFT JOIN node_macs m ON m.mac = res.mac
+      WHERE COALESCE(res.node_id, m.node_id) IS NOT NULL
      UNION ALL
      SELECT m.node_id, host(l.address), s.name, NULL, NULL, 'lease', 2 FROM leases l JOIN node_macs m ON m.mac = l.mac JOIN subnets s ON s.id = l.subnet_id
       WHERE l.state = 'bound' AND l.expires_at > now()
@@ -88,7 +91,9 @@ export async function bumpSerials(store: Store, loaded: Loaded): Promise<Map<str
 export interface DnsStatus { built_at: string | null; build_ms: number; zones: Array<{ name: string; serial: number; records: number }>; records: number; problems: string[] }
 
 export class DnsService {
-  readonly server: DnsServer;
+  /** The sockets; undefined when only pushing. */
+  readonly server?: DnsServer;
+  private table = new AnswerTable([], []);
   status: DnsStatus = { built_at: null, build_ms: 0, zones: [], records: 0, problems: [] };
   private building = false;
   private again = false;
@@ -99,16 +104,21 @@ export class DnsService {
 
   constructor(private readonly store: Store, private readonly events: EventStream, opts: DnsOptions,
     private readonly isLeader: () => boolean, private readonly log: (m: string) => void = () => {}) {
-    const { host, port } = splitHostPort(opts.listen, '--dns-listen');
-    const forwarder = opts.forwarder ? splitHostPort(opts.forwarder, '--dns-forwarder', 53) : undefined;
-    this.server = new DnsServer({ host, port, forwarder, log });
+    if (opts.listen) {
+      const { host, port } = splitHostPort(opts.listen, '--dns-listen');
+      const forwarder = opts.forwarder ? splitHostPort(opts.forwarder, '--dns-forwarder', 53) : undefined;
+      this.server = new DnsServer({ host, port, forwarder, log });
+    }
   }
 
   async start(): Promise<void> {
     await this.rebuild();
-    await this.server.start();
-    watchDns(this.server, () => this.server.table.recordCount);
-    this.unsubscribe = this.events.subscribe({}, () => this.soon());
+    if (this.server) {
+      await this.server.start();
+      watchDns(this.server, () => this.table.recordCount);
+    }
+    // Job runs and noderole state changes (the bulk of events) change no name or address.
+    this.unsubscribe = this.events.subscribe({}, (e) => { if (!e.type.startsWith('job.') && e.type !== 'noderole.state') this.soon(); });
     this.timer = setInterval(() => this.soon(), 5000);
   }
 
@@ -117,13 +127,13 @@ export class DnsService {
     this.unsubscribe?.();
     clearInterval(this.timer);
     clearTimeout(this.debounce);
-    await this.server.stop();
+    await this.server?.stop();
   }
 
   /** Rebuild shortly: bursts of events (a deployment commit) make one rebuild. */
   soon(): void {
     if (this.debounce || this.stopped) return;
-    this.debounce = setTimeout(() => { this.debounce = undefined; void this.rebuild(); }, 50);
+    this.debounce = setTimeout(() => { this.debounce = undefined; void this.rebuild(); }, 100);
   }
 
   async rebuild(): Promise<void> {
@@ -137,9 +147,10 @@ export class DnsService {
         const serials = await bumpSerials(this.store, loaded);
         const zones = loaded.zones.map((z) => zoneInfo({ ...z, serial: serials.get(z.name) ?? Number(z.serial) }));
         const records = [...loaded.computed.byZone.values()].flat();
-        this.server.table = new AnswerTable(zones, records);
+        this.table = new AnswerTable(zones, records);
+        if (this.server) this.server.table = this.table;
         this.status = {
-          built_at: new Date().toISOString(), build_ms: Date.now() - started, records: this.server.table.recordCount, problems: loaded.computed.problems,
+          built_at: new Date().toISOString(), build_ms: Date.now() - started, records: this.table.recordCount, problems: loaded.computed.problems,
           zones: zones.map((z) => ({ name: z.name, serial: z.soa.serial, records: loaded.computed.byZone.get(z.name)?.length ?? 0 })),
         };
         if (this.isLeader()) await pushAll(this.store, loaded, serials, this.log);

@@ -51,8 +51,8 @@ export interface RunningServer {
   annealer: Annealer;
   events: EventStream;
   replicaId: string;
-  /** The DNS server, when opts.dns was given. */
-  dns?: DnsService;
+  /** Records and RFC 2136 push; its `server` (sockets) when opts.dns.listen was given. */
+  dns: DnsService;
   close(): Promise<void>;
 }
 
@@ -202,13 +202,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     boot: boot && bootBase ? { address: boot.address, httpBase: bootBase, dhcp: boot.dhcp !== false, tftpPort: boot.tftpPort ?? 69 } : undefined,
   });
   stops.push(async () => services.stop());
-  let dns: DnsService | undefined;
-  if (opts.dns) {
-    dns = new DnsService(store, events, opts.dns, () => annealer.isLeader, log);
-    await dns.start();
-    stops.push(() => dns!.stop());
-    log(`dns on ${opts.dns.listen} (udp, tcp)${opts.dns.forwarder ? `, forwarding other names to ${opts.dns.forwarder}` : ''}`);
-  }
+  // Records are computed (and pushed by RFC 2136, by the leader) on every replica; served only with a listen address.
+  const dns = new DnsService(store, events, opts.dns ?? {}, () => annealer.isLeader, log);
+  await dns.start();
+  stops.push(() => dns.stop());
+  if (opts.dns?.listen) log(`dns on ${opts.dns.listen} (udp, tcp)${opts.dns.forwarder ? `, forwarding other names to ${opts.dns.forwarder}` : ''}`);
   ready = true;
   log(`replica ${replicaId} serving ${address}`);
 
