@@ -297,8 +297,8 @@ export class LeaseEngine {
       const session = await this.connect();
       const ok = (await session.query(`SELECT pg_try_advisory_lock(${LOCK_CLASS}, $1::int) AS ok`, [subnet.id])).rows[0].ok;
       if (!ok) {
+        if (!this.refused.has(subnet.id)) this.log(`dhcp: subnet ${subnet.name} is served by another process; not answering for it here`);
         this.refused.set(subnet.id, Date.now());
-        this.log(`dhcp: subnet ${subnet.name} is served by another process; not answering for it here`);
         return null;
       }
       this.refused.delete(subnet.id);
