@@ -206,6 +206,21 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       { const h = await etcdctl(victim, ["endpoint", "health"]); assert.match(h.stdout + h.stderr, /is healthy/); }
       assert.equal(await memberCount(victim), 3);
 
+      // --- The operator registers a log collector: the nodes start forwarding, nothing else changes. ---
+      const pidsBefore = nodes.slice(0, 3).map(etcdPid);
+      const ntpJobs = async () => ((await api('GET', `/api/v1/jobs?role=core-ntp&limit=1000`)).body as any[]).length;
+      const ntpBefore = await ntpJobs();
+      assert.equal((await api('POST', '/api/v1/services', { name: 'logging', addresses: [SRV], port: 6514 })).status, 201);
+      await waitFor('every node forwarding its logs', async () => nodes.every((n) => {
+        const f = path.join(n.root, 'etc/rsyslog.d/60-fulcrum.conf');
+        return fs.existsSync(f) && fs.readFileSync(f, 'utf8').includes(`*.* @@${SRV}:6514`);
+      }), 120000, 250);
+      await waitFor('core roles re-run', async () => (await ntpJobs()) === ntpBefore + 4, 120000, 250);
+      await converged('after the registry change', 120000);
+      const ntpJob = ((await api('GET', `/api/v1/jobs?role=core-ntp&node=${nodes[0].name}&limit=1000`)).body as any[]).at(-1);
+      assert.match((await api('GET', `/api/v1/jobs/${ntpJob.id}`)).body.log, /unchanged: .*fulcrum\.sources/, 'a re-run changes nothing it need not');
+      assert.deepEqual(nodes.slice(0, 3).map(etcdPid), pidsBefore, 'the members were re-run (below core-logging), not restarted');
+
       // --- Figures. ---
       // Jobs of unbound noderoles go with them: the figures are taken at four members.
       const perNode = countBy(jobs4, (j) => j.node);
