@@ -88,3 +88,26 @@ test('resolution failures name the member and what the node has', () => {
   assert.throws(() => resolveConduit('raw:eno1,raw:eno1', NICS), /appears twice/);
   assert.throws(() => resolveConduit('1g0', []), /only 0/);
 });
+
+test('only physical NICs count when there are any; interfaces made by network roles never do', () => {
+  const withVirtual: Nic[] = [
+    ...NICS,
+    { name: 'bond0', mac: '00:00:00:00:00:01', speed_mbps: -1, pci_path: '' },
+    { name: 'bond-eno1', mac: '52:54:00:00:00:01', speed_mbps: 2000, pci_path: '' },
+    { name: 'eno1.42', mac: '52:54:00:00:00:01', speed_mbps: 1000, pci_path: '' },
+    { name: 'br-public', mac: '52:54:00:00:00:09', speed_mbps: 1000, pci_path: '' },
+  ];
+  for (const [conduit, want] of [['1g0', ['eno1']], ['1g1', ['eno2']], ['?40g0', ['eno1']], ['+1g4', ['ens3']]] as const) {
+    assert.deepEqual(resolveConduit(conduit, withVirtual), want, conduit);
+  }
+  assert.throws(() => resolveConduit('+1g5', withVirtual), /only 5 \(eno1 1000 Mb\/s, eno2 1000 Mb\/s, ens2f0 10000 Mb\/s, ens2f1 10000 Mb\/s, ens3 25000 Mb\/s\)/);
+  // Namespace nodes: no PCI paths at all, so every veth counts (but not what the roles made).
+  const veths: Nic[] = [
+    { name: 'eth1', mac: '02:00:00:00:00:01', speed_mbps: 10000, pci_path: '' },
+    { name: 'eth0', mac: '02:00:00:00:00:00', speed_mbps: 10000, pci_path: '' },
+    { name: 'eth1.42', mac: '02:00:00:00:00:01', speed_mbps: 10000, pci_path: '' },
+    { name: 'bond-eth3', mac: '01:00:00:00:00:00', speed_mbps: 20000, pci_path: '' },
+  ];
+  assert.deepEqual(resolveConduit('10g0,10g1', veths), ['eth0', 'eth1']);
+  assert.throws(() => resolveConduit('10g2', veths), /only 2/);
+});

@@ -93,9 +93,23 @@ function candidates(m: Extract<Member, { kind: 'speed' }>, nics: Nic[]): Nic[] {
   }
 }
 
+/** Interfaces Fulcrum itself makes (bond-*, br-*, VLAN sub-interfaces `x.N`): never conduit members. */
+const OWN = /^(bond-|br-)|\.\d+$/;
+
+/**
+ * The NICs a conduit counts: physical ones. When any NIC has a PCI path, only those count (bond0,
+ * bridges and tunnels have none); without any (namespace nodes: veths), all do. Interfaces made by
+ * network roles never count, so a node's conduits resolve the same before and after its roles ran.
+ */
+export function conduitNics(nics: Nic[]): Nic[] {
+  const candidates = nics.filter((n) => n.name !== 'lo' && !OWN.test(n.name));
+  const physical = candidates.filter((n) => (n.pci_path ?? '').includes('/pci'));
+  return orderNics(physical.length ? physical : candidates);
+}
+
 /** Resolve a conduit against a node's NICs: the interface names, in member order. */
 export function resolveConduit(conduit: string, nics: Nic[], node = 'the node'): string[] {
-  const ordered = orderNics(nics.filter((n) => n.name !== 'lo'));
+  const ordered = conduitNics(nics);
   const names = parseConduit(conduit).map((m) => {
     if (m.kind === 'raw') {
       if (!ordered.some((n) => n.name === m.ifname)) throw new FulcrumError('conflict', `conduit "${conduit}" on ${node}: there is no interface ${m.ifname} (has ${ordered.map((n) => n.name).join(', ') || 'no NICs in its inventory'})`);
