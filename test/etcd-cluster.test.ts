@@ -147,6 +147,13 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       assert.equal((await api('POST', '/api/v1/noderoles', { role: 'etcd', node: nodes[3].name, deployment: 'etcd' })).status, 201);
       const commit2 = Date.now();
       assert.equal((await api('POST', '/api/v1/deployments/etcd/commit')).status, 200);
+      // The operator's view: `fulcrum converge` with live progress (run beside the server, on its boot address).
+      const cli = await srv.exec(process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), '--endpoint', `http://${SRV}:8091`, '--token', api.token,
+        'converge', 'etcd', '--timeout', '240'], { env: { ...ENV, FULCRUM_CONFIG: path.join(lab.makeDir('cli'), 'config.json') }, timeoutMs: 250000, check: false });
+      assert.equal(cli.code, 0, `fulcrum converge: ${cli.stdout}${cli.stderr}`);
+      assert.match(cli.stdout, /converged/);
+      assert.match(cli.stderr, /\d+\/\d+ finished/, 'progress lines while it waits');
+      process.stdout.write(`# fulcrum converge etcd (grow): ${cli.stderr.trim().split('\n').slice(0, 4).join(' | ')} ... ${cli.stdout.trim()}\n`);
       await waitFor('four members', async () => (await memberCount(nodes[0]).catch(() => 0)) === 4, 240000, 500);
       await converged('the grown cluster', 240000);
       const to4 = Date.now() - commit2;
