@@ -20,6 +20,8 @@ export const SERVER_PREFIXES = ['/api/', '/boot/', '/metrics', '/healthz'];
 // The UI talks only to this origin; no inline scripts; no framing.
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+const ASSET_EXT = /\.(js|mjs|css|map|png|jpe?g|gif|svg|ico|webp|woff2?|ttf|json|txt|webmanifest)$/i;
+
 interface Asset { body: Buffer; gzip?: Buffer; type: string; immutable: boolean }
 
 function loadAssets(root: string): Map<string, Asset> {
@@ -73,8 +75,8 @@ export function registerUi(app: FastifyInstance, root: string): void {
     }
     const file = assets.get(url);
     if (file && url !== '/index.html') return send(req, reply, file);
-    // A missing file with an extension (a stale /assets/x.js) is a 404, not the app.
-    if (url.startsWith('/assets/') || /\.[a-z0-9]+$/i.test(url)) return reply.status(404).type('text/plain; charset=utf-8').send(`not found: ${url}\n`);
+    // A missing asset (a stale /assets/x.js, /favicon.ico) is a 404, not the app; /nodes/n1.example.internal is a route.
+    if (url.startsWith('/assets/') || ASSET_EXT.test(url)) return reply.status(404).type('text/plain; charset=utf-8').send(`not found: ${url}\n`);
     return send(req, reply, assets.get('/index.html')!);
   };
   app.route({ method: ['GET', 'HEAD'], url: '/', config: { public: true }, schema: { hide: true } as any, handler });

@@ -43,7 +43,8 @@ export function AttribEditor({ dr, onSaved }: { dr: DeploymentRoleRow; onSaved: 
   const [draft, setDraft] = useState<Record<string, string>>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [msg, setMsg] = useState<string>();
-  if (!attribs.data?.length) return null;
+  if (!attribs.data) return null;
+  if (!attribs.data.length) return <p className="muted small">{dr.role}: no attribs to set.</p>;
   const base = `dr-${dr.id}`;
   return (
     <form className="attribs" aria-label={`Attribs of ${dr.role}`} onSubmit={async (e) => {

@@ -52,7 +52,7 @@ function Deployment({ name, onChanged }: { name: string; onChanged: () => void }
   const [bindRole, setBindRole] = useState('');
   const [nodeFilter, setNodeFilter] = useState('');
 
-  const reload = useCoalesced(() => { nrs.reload(); graph.reload(); dep.reload(); droles.reload(); }, 1000);
+  const reload = useCoalesced(() => { nrs.reload(); graph.reload(); dep.reload(); droles.reload(); onChanged(); }, 1000);
   const live = useEvents({ deployment: name, type: 'noderole,deployment' }, reload);
 
   const act = async (what: string, f: () => Promise<unknown>) => {
