@@ -10,6 +10,7 @@
 // tftpd-hpa and nginx; needs root). One part only: `npm run bench -- --only annealer|provisioning`
 // or BENCH_ONLY=annealer|provisioning. Then discovery (bench/discovery.ts: ramdisk size, VM boot,
 // agent dispatch latency and idle cost; needs root): `--only discovery`.
+// DNS (bench/dns.ts: dnsperf against Fulcrum, Knot, dnsmasq and a bare UDP reflector): `--only dns`.
 // Results are documented in docs/performance.md.
 import fs from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { runProvisioningBench } from './provisioning.js';
 import { runDiscoveryBench } from './discovery.js';
+import { runDnsBench } from './dns.js';
 import { labPrerequisitesMissing } from '../src/lab/lab.js';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
@@ -215,11 +217,11 @@ process.once('SIGINT', () => {
   void (server?.close() ?? Promise.resolve()).finally(() => process.exit(130));
 });
 
-function onlyPart(): 'annealer' | 'provisioning' | 'discovery' | undefined {
+function onlyPart(): 'annealer' | 'provisioning' | 'discovery' | 'dns' | undefined {
   const i = process.argv.indexOf('--only');
   const v = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? process.env.BENCH_ONLY;
   if (v === undefined || v === '' || v === 'all') return undefined;
-  if (v !== 'annealer' && v !== 'provisioning' && v !== 'discovery') throw new Error(`--only takes annealer, provisioning or discovery, not '${v}'`);
+  if (v !== 'annealer' && v !== 'provisioning' && v !== 'discovery' && v !== 'dns') throw new Error(`--only takes annealer, provisioning, discovery or dns, not '${v}'`);
   return v;
 }
 
@@ -227,6 +229,9 @@ async function all(): Promise<void> {
   const only = onlyPart();
   if (only === undefined || only === 'annealer') await main();
   if (only === 'annealer') return;
+  // DNS (bench/dns.ts): dnsperf against Fulcrum, Knot, dnsmasq and a bare UDP reflector; loopback, no root needed.
+  if (only === undefined || only === 'dns') console.log((await runDnsBench()).text);
+  if (only === 'dns') return;
   const missing = labPrerequisitesMissing();
   if (missing && only === undefined) {
     log(`skipping the provisioning and discovery benches: ${missing} (run as root, or --only annealer)`);

@@ -32,7 +32,9 @@ const MAX_PENDING = 4096;
 
 export class DnsServer {
   table = new AnswerTable([], []);
-  readonly counters: DnsCounters = { replies: {}, dropped: {}, forwarded: {}, truncated: 0 };
+  /** Replies by transport (0 udp, 1 tcp) * 16 + rcode: a plain array on the hot path. */
+  private replyCounts = new Float64Array(32);
+  readonly counters: DnsCounters;
   private udp?: dgram.Socket;
   private tcp?: net.Server;
   private upstream?: dgram.Socket;
@@ -40,7 +42,17 @@ export class DnsServer {
   private conns = new Set<net.Socket>();
   port = 0;
 
-  constructor(private readonly opts: DnsServerOptions) {}
+  constructor(private readonly opts: DnsServerOptions) {
+    const counts = this.replyCounts;
+    this.counters = {
+      get replies() {
+        const out: Record<string, number> = {};
+        counts.forEach((n, i) => { if (n) out[`${i < 16 ? 'udp' : 'tcp'}:${RCODE_NAME[i & 15] ?? i & 15}`] = n; });
+        return out;
+      },
+      dropped: {}, forwarded: {}, truncated: 0,
+    };
+  }
 
   async start(): Promise<void> {
     const type = this.opts.host.includes(':') ? 'udp6' : 'udp4';
@@ -81,8 +93,7 @@ export class DnsServer {
   private drop(reason: string): void { this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1; }
 
   private send(reply: (b: Buffer) => void, b: Buffer, udp: boolean): void {
-    const key = `${udp ? 'udp' : 'tcp'}:${RCODE_NAME[b[3] & 0xf] ?? b[3] & 0xf}`;
-    this.counters.replies[key] = (this.counters.replies[key] ?? 0) + 1;
+    this.replyCounts[(udp ? 0 : 16) + (b[3] & 0xf)]++;
     if (b[2] & 0x02) this.counters.truncated++;
     reply(b);
   }

@@ -72,8 +72,9 @@ export function zoneHash(z: ZoneRow, lines: string[]): string {
  * Bump the serial of every zone whose content changed since the stored hash. Conditional on the old
  * hash, so of several replicas seeing one change only the first bumps. Returns the zones' serials.
  */
-export async function bumpSerials(store: Store, loaded: Loaded): Promise<Map<string, number>> {
+export async function bumpSerials(store: Store, loaded: Loaded): Promise<{ serials: Map<string, number>; signature: string }> {
   const serials = new Map<string, number>();
+  const parts: string[] = [];
   for (const z of loaded.zones) {
     const hash = zoneHash(z, (loaded.computed.byZone.get(z.name) ?? []).map(recordLine));
     let serial = Number(z.serial);
@@ -84,8 +85,9 @@ export async function bumpSerials(store: Store, loaded: Loaded): Promise<Map<str
       serial = r.rowCount ? Number(r.rows[0].serial) : Number((await store.query('SELECT serial FROM dns_zones WHERE id = $1', [z.id])).rows[0]?.serial ?? serial);
     }
     serials.set(z.name, serial);
+    parts.push(`${z.name} ${serial} ${hash}`);
   }
-  return serials;
+  return { serials, signature: parts.join('\n') };
 }
 
 export interface DnsStatus { built_at: string | null; build_ms: number; zones: Array<{ name: string; serial: number; records: number }>; records: number; problems: string[] }
@@ -101,6 +103,7 @@ export class DnsService {
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
   private stopped = false;
+  private signature = '';
 
   constructor(private readonly store: Store, private readonly events: EventStream, opts: DnsOptions,
     private readonly isLeader: () => boolean, private readonly log: (m: string) => void = () => {}) {
@@ -119,7 +122,7 @@ export class DnsService {
     }
     // Job runs and noderole state changes (the bulk of events) change no name or address.
     this.unsubscribe = this.events.subscribe({}, (e) => { if (!e.type.startsWith('job.') && e.type !== 'noderole.state') this.soon(); });
-    this.timer = setInterval(() => this.soon(), 5000);
+    this.timer = setInterval(() => this.soon(), 15000);
   }
 
   async stop(): Promise<void> {
@@ -144,7 +147,10 @@ export class DnsService {
         this.again = false;
         const started = Date.now();
         const loaded = await loadRecords(this.store);
-        const serials = await bumpSerials(this.store, loaded);
+        const { serials, signature } = await bumpSerials(this.store, loaded);
+        // Unchanged (the periodic look): keep the prepared answers; a failed push is still retried.
+        if (signature === this.signature) { if (this.isLeader()) await pushAll(this.store, loaded, serials, this.log); continue; }
+        this.signature = signature;
         const zones = loaded.zones.map((z) => zoneInfo({ ...z, serial: serials.get(z.name) ?? Number(z.serial) }));
         const records = [...loaded.computed.byZone.values()].flat();
         this.table = new AnswerTable(zones, records);
