@@ -22,8 +22,12 @@ const LOCK_CLASS = 0x44484350;
 export const DHCP_CHANNEL = 'fulcrum_dhcp';
 /** A subnet another process owns is tried again after this long. */
 const RETRY_OWNERSHIP_MS = 2000;
-/** At most one NOTIFY on the main channel per this many ms for lease events (they wake every consumer). */
-const NOTIFY_EVERY_MS = 200;
+/**
+ * At most one NOTIFY on the main channel per this many ms for lease events: each wakes the event
+ * stream, hooks, webhooks, DNS and the annealer. The event stream also polls every second, so a
+ * lease event is delivered within about a second either way.
+ */
+const NOTIFY_EVERY_MS = 1000;
 const MAX_BATCH = 2000;
 const ATTEMPTS = 8;
 
@@ -126,6 +130,8 @@ export class LeaseEngine {
   private connecting?: Promise<pg.Client>;
   private loaded?: Promise<void>;
   private subnets: Subnet[] = [];
+  /** The subnets as network/mask numbers, most specific first: subnet selection per packet. */
+  private nets: Array<{ subnet: Subnet; net: number; mask: number; bits: number }> = [];
   private reservations = new Map<string, Reservation>();
   /** address → the MACs it is reserved for (one node's MACs may share one address). */
   private reservedAt = new Map<number, Set<string>>();
@@ -208,6 +214,11 @@ export class LeaseEngine {
     ]);
     if (subnets) {
       this.subnets = subnets.rows.map(cleanSubnet);
+      this.nets = this.subnets.map((subnet) => {
+        const [net, b] = subnet.cidr.split('/');
+        const mask = Number(b) === 0 ? 0 : (0xffffffff << (32 - Number(b))) >>> 0;
+        return { subnet, net: (ipToInt(net) & mask) >>> 0, mask, bits: Number(b) };
+      }).sort((x, y) => y.bits - x.bits || x.subnet.id - y.subnet.id);
       const byId = new Map(this.subnets.map((s) => [s.id, s]));
       for (const [id, st] of this.states) {
         const s = byId.get(id);
@@ -262,15 +273,8 @@ export class LeaseEngine {
   /** The enabled subnet containing `address`, the most specific one. */
   subnetContaining(address: string): Subnet | null {
     const n = ipToInt(address);
-    let best: Subnet | null = null;
-    let bestBits = -1;
-    for (const s of this.subnets) {
-      const [net, b] = s.cidr.split('/');
-      const bits = Number(b);
-      const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-      if (((n & mask) >>> 0) === ((ipToInt(net) & mask) >>> 0) && bits > bestBits) { best = s; bestBits = bits; }
-    }
-    return best;
+    for (const x of this.nets) if (((n & x.mask) >>> 0) === x.net) return x.subnet;
+    return null;
   }
 
   reservation(mac: string): Reservation | null { return this.reservations.get(mac) ?? null; }

@@ -12,7 +12,14 @@ export interface Subnet {
 export interface Client { mac: string; clientId?: string; hostname?: string }
 export interface Lease { address: string; state: string; expires_at: Date; mac: string | null }
 
-export const ipToInt = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+export function ipToInt(ip: string): number {
+  let n = 0, octet = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) { n = n * 256 + octet; octet = 0; } else octet = octet * 10 + (c - 48);
+  }
+  return n * 256 + octet;
+}
 export const intToIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 
 export function inPools(subnet: Subnet, ip: string): boolean {

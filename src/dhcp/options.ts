@@ -103,6 +103,17 @@ const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 /** "10.0.0.1" → 4 bytes written at `offset`; throws DhcpEncodeError for anything else. */
 export function writeIp(ip: string, buf: Buffer, offset: number): void {
+  // Fast path (every packet writes several): digits and three dots, each octet 1-3 digits ≤ 255.
+  if (typeof ip === 'string' && ip.length >= 7 && ip.length <= 15) {
+    let octet = 0, digits = 0, i = 0, n = 0;
+    for (; i < ip.length; i++) {
+      const c = ip.charCodeAt(i);
+      if (c >= 48 && c <= 57) { octet = octet * 10 + (c - 48); if (++digits > 3) break; }
+      else if (c === 46 && digits > 0 && n < 3 && octet <= 255) { buf[offset + n++] = octet; octet = 0; digits = 0; }
+      else break;
+    }
+    if (i === ip.length && n === 3 && digits > 0 && octet <= 255) { buf[offset + 3] = octet; return; }
+  }
   const m = typeof ip === 'string' ? DOTTED.exec(ip) : null;
   const octets = m ? m.slice(1).map(Number) : [];
   if (!m || octets.some((o) => o > 255)) unencodable(`${show(ip)} is not a dotted IPv4 address`);

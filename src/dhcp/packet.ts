@@ -141,7 +141,7 @@ function cString(b: Buffer, offset: number, size: number): string {
   return b.toString('latin1', offset, nul === -1 || nul > offset + size ? offset + size : nul);
 }
 
-const formatMac = (m: Buffer) => [...m].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const formatMac = (m: Buffer) => m.toString('hex').replace(/(..)(?!$)/g, '$1:');
 
 // ---------------------------------------------------------------------------------------------
 // Encode
@@ -260,7 +260,7 @@ function writeHeader(p: DhcpPacket, b: Buffer, overload: number): void {
       throw e instanceof DhcpEncodeError ? new DhcpEncodeError(`${field}: ${e.reason}`) : e;
     }
   }
-  parseMac(p.chaddr).copy(b, 28);
+  if (!writeMac(p.chaddr, b, 28)) parseMac(p.chaddr).copy(b, 28);
   if (!(overload & 2)) writeField(b, 'sname', p.sname, SNAME);
   if (!(overload & 1)) writeField(b, 'file', p.file, FILE);
   b.writeUInt32BE(MAGIC_COOKIE, 236);
@@ -270,6 +270,19 @@ function writeField(b: Buffer, name: string, value: string, f: { offset: number;
   if (typeof value !== 'string' || /[^\x00-\xff]/.test(value)) throw new DhcpEncodeError(`${name} ${JSON.stringify(value)} must be a latin1 string`);
   if (value.length > f.size) throw new DhcpEncodeError(`${name} is ${value.length} octets, the field holds ${f.size}; send it as option ${name === 'file' ? '67 (bootfile-name)' : '66 (tftp-server-name)'} instead`);
   b.write(value, f.offset, 'latin1');
+}
+
+const hexValue = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+
+/** Fast path for the usual "aa:bb:cc:dd:ee:ff": written at `offset`, true; anything else: false. */
+function writeMac(mac: string, b: Buffer, offset: number): boolean {
+  if (typeof mac !== 'string' || mac.length !== 17) return false;
+  for (let i = 0; i < 6; i++) {
+    const hi = hexValue(mac.charCodeAt(i * 3)), lo = hexValue(mac.charCodeAt(i * 3 + 1));
+    if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) return false;
+    b[offset + i] = hi * 16 + lo;
+  }
+  return true;
 }
 
 /** "aa:bb:cc:dd:ee:ff" (or with "-", or bare hex) → octets; at most 16. */
