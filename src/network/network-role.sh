@@ -111,12 +111,28 @@ fi
 # Live configuration: each step is idempotent, so a re-run converges. iproute2 first; busybox (the
 # discovery ramdisk) has no `ip link add` or `addr replace`, so sysfs, vconfig and brctl stand in.
 bond_sysfs() {
+  [ -e /sys/class/net/bonding_masters ] || modprobe bonding 2>/dev/null || true
   [ -w /sys/class/net/bonding_masters ] || return 1
   echo "+$BOND" > /sys/class/net/bonding_masters
-  mode_name "$TEAM_MODE" > "/sys/class/net/$BOND/bonding/mode"
+}
+# Some `ip link add` (busybox) ignore the mode: set it through sysfs, which allows it only while
+# the bond is down and has no members.
+bond_mode() {
+  want=$(mode_name "$TEAM_MODE")
+  read -r got _ < "/sys/class/net/$BOND/bonding/mode" || return 0
+  [ "$got" != "$want" ] || return 0
+  if [ -n "$(cat "/sys/class/net/$BOND/bonding/slaves")" ]; then
+    echo "network $NET_NAME: bond $BOND already has members in mode $got; remove it to change the mode to $want" >&2
+    exit 1
+  fi
+  ip link set dev "$BOND" down
+  echo "$want" > "/sys/class/net/$BOND/bonding/mode"
+  read -r got _ < "/sys/class/net/$BOND/bonding/mode"
+  [ "$got" = "$want" ] || { echo "network $NET_NAME: bond $BOND stays in mode $got, not $want" >&2; exit 1; }
 }
 vlan_vconfig() {
   command -v vconfig >/dev/null 2>&1 || return 1
+  [ -e /proc/net/vlan/config ] || modprobe 8021q 2>/dev/null || true
   vconfig set_name_type DEV_PLUS_VID_NO_PAD >/dev/null && vconfig add "$base" "$VLAN" >/dev/null || return 1
   [ "$base.$VLAN" = "$VLAN_IFACE" ] || ip link set dev "$base.$VLAN" name "$VLAN_IFACE"
 }
@@ -130,6 +146,7 @@ addr_set() {
 no_kind() { echo "network $NET_NAME: cannot create $1 $2 on this kernel (is $3 enabled?); the persistent config is written and applies at the next boot of a kernel that has it" >&2; exit 1; }
 if [ -n "$BOND" ]; then
   have "$BOND" || ip link add "$BOND" type bond mode "$(mode_name "$TEAM_MODE")" 2>/dev/null || bond_sysfs || no_kind bond "$BOND" CONFIG_BONDING
+  bond_mode
   for m in $MEMBERS; do
     if [ "$(basename "$(readlink "/sys/class/net/$m/master" 2>/dev/null || echo none)")" != "$BOND" ]; then
       ip link set dev "$m" down
