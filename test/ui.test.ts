@@ -91,6 +91,10 @@ test('static serving: content types, caching, SPA fallback that leaves the serve
 
 test('first load under 1 s, and the setup wizard turns an empty system into a working configuration', async () => {
   assert.equal((await api('GET', '/api/v1/setup')).body.needed, true);
+  // Chromium's own start-up (its first page in a fresh process) is not the UI's load time: warm it on a non-UI page.
+  const warm = await newPage();
+  await warm.goto(t.url + '/healthz');
+  await warm.context().close();
   const page = await newPage();
   const t0 = Date.now();
   await page.goto(t.url + '/');
@@ -190,9 +194,14 @@ test(`${NODES.toLocaleString()} nodes: the list is virtualised and paginated, an
        FROM generate_series(1, $1::int) g JOIN nodes n ON n.name = format('bulk-%s.sim.fulcrum.internal', lpad(g::text, 5, '0'))`, [NODES]);
   // A system that grew to this size has planner statistics; a bulk insert has none until autovacuum runs.
   await store.query('ANALYZE nodes; ANALYZE node_macs');
-  const a0 = Date.now();
-  assert.equal((await api('GET', '/api/v1/nodes?limit=200')).status, 200);
-  console.log(`GET /api/v1/nodes?limit=200 with ${NODES} nodes: ${Date.now() - a0} ms`);
+  // The server reacts to 10,000 new MACs (DHCP and network sync) for a while; measure the UI on a settled system.
+  let quiet = 0;
+  await waitFor('the server to settle after the bulk insert', async () => {
+    const a0 = Date.now();
+    assert.equal((await api('GET', '/api/v1/nodes?limit=200')).status, 200);
+    quiet = Date.now() - a0 < 100 ? quiet + 1 : 0;
+    return quiet >= 3;
+  }, 60000, 100);
   const page = await loggedIn();
   const requests: string[] = [];
   page.on('request', (r: Request) => { if (r.url().includes('/api/v1/nodes?')) requests.push(r.url()); });
@@ -200,7 +209,8 @@ test(`${NODES.toLocaleString()} nodes: the list is virtualised and paginated, an
   await page.goto(t.url + '/nodes');
   await page.getByRole('link', { name: 'bulk-00001.sim.fulcrum.internal' }).waitFor();
   const firstRows = Date.now() - t0;
-  console.log(`nodes page with ${NODES} nodes: first rows after ${firstRows} ms`);
+  const timing = await page.evaluate(() => performance.getEntriesByType('resource').filter((r) => r.name.includes('/api/')).map((r) => `${new URL(r.name).pathname} ${Math.round(r.startTime)}+${Math.round(r.duration)}`).join(', '));
+  console.log(`nodes page with ${NODES} nodes: first rows after ${firstRows} ms (${timing})`);
   assert.ok(firstRows < 1000, `first rows after ${firstRows} ms`);
   await page.getByText(`${NODES.toLocaleString('en-US')} nodes`).waitFor();
   // Only a window of rows is in the DOM.
@@ -369,10 +379,12 @@ test('node detail: inventory, addresses, noderoles with their logs, events', asy
 });
 
 test('networks and content packs pages; upload import', async () => {
+  const r = await api('POST', '/api/v1/reservations', { mac: '52:54:00:aa:bb:99', subnet: 'admin', address: '10.77.0.21', hostname: 'spare' });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
   const page = await loggedIn();
   await page.goto(`${t.url}/networks`);
-  await page.getByRole('cell', { name: '10.77.0.0/24' }).waitFor();
-  await page.getByRole('cell', { name: '10.77.0.20' }).waitFor();
+  await page.getByRole('cell', { name: '10.77.0.0/24' }).waitFor().catch(async (e) => { await shot(page, 'failed-networks'); throw e; });
+  await page.getByRole('cell', { name: '52:54:00:aa:bb:99' }).waitFor().catch(async (e) => { await shot(page, 'failed-networks'); throw e; });
   await shot(page, '10-networks');
   await page.getByRole('link', { name: 'Content packs' }).click();
   await page.getByRole('cell', { name: 'test', exact: true }).waitFor();

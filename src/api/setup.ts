@@ -65,10 +65,10 @@ export function poolFor(cidr: string, gateway: string, first?: string, last?: st
 export async function setupStatus(sql: Sql): Promise<SetupStatus> {
   const r = (await sql.query(
     `SELECT (SELECT value FROM settings WHERE key = 'setup') AS setup, (SELECT value FROM settings WHERE key = 'domain') AS domain,
-            (SELECT count(*)::int FROM subnets) AS subnets, (SELECT count(*)::int FROM nodes WHERE NOT service) AS nodes`)).rows[0];
+            EXISTS (SELECT 1 FROM subnets) AS subnets, EXISTS (SELECT 1 FROM nodes WHERE NOT service) AS nodes`)).rows[0];
   const domain = typeof r.domain === 'string' ? r.domain : null;
   if (r.setup) return { needed: false, reason: 'setup completed', domain };
-  if (r.subnets > 0 || r.nodes > 0) return { needed: false, reason: 'the system is already configured (it has subnets or nodes)', domain };
+  if (r.subnets || r.nodes) return { needed: false, reason: 'the system is already configured (it has subnets or nodes)', domain };
   return { needed: true, reason: 'no administrator password, network or domain has been set yet', domain };
 }
 

@@ -69,8 +69,8 @@ export function Annealer() {
       <div className="card">
         <h2>Queued {queued.data ? `(${queued.data.total})` : ''}</h2>
         {queued.data?.rows.length ? (
-          <table><thead><tr><th scope="col">Role</th><th scope="col">Node</th><th scope="col">Deployment</th><th scope="col">Cohort</th></tr></thead>
-            <tbody>{queued.data.rows.map((r) => <tr key={r.id}><td>{r.role}</td><td>{r.node}</td><td>{r.deployment}</td><td>{r.cohort}</td></tr>)}</tbody></table>
+          <div className="scroll-x"><table><thead><tr><th scope="col">Role</th><th scope="col">Node</th><th scope="col">Deployment</th><th scope="col">Cohort</th></tr></thead>
+            <tbody>{queued.data.rows.map((r) => <tr key={r.id}><td>{r.role}</td><td>{r.node}</td><td>{r.deployment}</td><td>{r.cohort}</td></tr>)}</tbody></table></div>
         ) : <p className="muted">Nothing queued.</p>}
       </div>
     </section>

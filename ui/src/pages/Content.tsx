@@ -44,7 +44,7 @@ export function Content() {
         <h2>Installed</h2>
         {packs.error && <p className="error" role="alert">{packs.error}</p>}
         {packs.data?.length ? (
-          <table>
+          <div className="scroll-x"><table>
             <thead><tr><th scope="col">Name</th><th scope="col">Version</th><th scope="col">Description</th><th scope="col">Imported</th><th scope="col">Provides</th></tr></thead>
             <tbody>{packs.data.map((p) => {
               const d = detail[p.name];
@@ -59,7 +59,7 @@ export function Content() {
                 </tr>
               );
             })}</tbody>
-          </table>
+          </table></div>
         ) : <p className="muted">No content packs.</p>}
       </div>
     </section>

@@ -84,13 +84,13 @@ export function NodeDetail({ nodeKey }: { nodeKey: string }) {
           </dl>
           <h3>Disks</h3>
           {disks.length ? (
-            <table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Size</th><th scope="col">Model</th></tr></thead>
-              <tbody>{disks.map((d) => <tr key={d.name}><td>{d.name}</td><td><span className={`badge disk-${String(d.kind).toLowerCase()}`}>{d.kind ?? (d.rotational ? 'HDD' : 'SSD')}</span></td><td>{fmtBytes(d.size_bytes)}</td><td>{d.model || '—'}</td></tr>)}</tbody></table>
+            <div className="scroll-x"><table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Size</th><th scope="col">Model</th></tr></thead>
+              <tbody>{disks.map((d) => <tr key={d.name}><td>{d.name}</td><td><span className={`badge disk-${String(d.kind).toLowerCase()}`}>{d.kind ?? (d.rotational ? 'HDD' : 'SSD')}</span></td><td>{fmtBytes(d.size_bytes)}</td><td>{d.model || '—'}</td></tr>)}</tbody></table></div>
           ) : <p className="muted">No disks reported.</p>}
           <h3>NICs</h3>
           {nics.length ? (
-            <table><thead><tr><th scope="col">Name</th><th scope="col">MAC</th><th scope="col">Link</th><th scope="col">Speed</th></tr></thead>
-              <tbody>{nics.map((x) => <tr key={x.name}><td>{x.name}</td><td className="mono">{x.mac}</td><td>{x.link ? 'up' : 'down'}</td><td>{x.speed_mbps > 0 ? `${x.speed_mbps} Mb/s` : '—'}</td></tr>)}</tbody></table>
+            <div className="scroll-x"><table><thead><tr><th scope="col">Name</th><th scope="col">MAC</th><th scope="col">Link</th><th scope="col">Speed</th></tr></thead>
+              <tbody>{nics.map((x) => <tr key={x.name}><td>{x.name}</td><td className="mono">{x.mac}</td><td>{x.link ? 'up' : 'down'}</td><td>{x.speed_mbps > 0 ? `${x.speed_mbps} Mb/s` : '—'}</td></tr>)}</tbody></table></div>
           ) : <p className="muted">No NICs reported.</p>}
         </div>
       </div>
@@ -98,15 +98,15 @@ export function NodeDetail({ nodeKey }: { nodeKey: string }) {
       <div className="card">
         <h2>Addresses</h2>
         {addrs.data?.length ? (
-          <table><thead><tr><th scope="col">Address</th><th scope="col">Source</th><th scope="col">Subnet / network</th><th scope="col">MAC</th><th scope="col">State</th></tr></thead>
-            <tbody>{addrs.data.map((a, i) => <tr key={i}><td className="mono">{a.address}</td><td>{a.source}</td><td>{a.subnet}</td><td className="mono">{a.mac ?? '—'}</td><td>{a.state}</td></tr>)}</tbody></table>
+          <div className="scroll-x"><table><thead><tr><th scope="col">Address</th><th scope="col">Source</th><th scope="col">Subnet / network</th><th scope="col">MAC</th><th scope="col">State</th></tr></thead>
+            <tbody>{addrs.data.map((a, i) => <tr key={i}><td className="mono">{a.address}</td><td>{a.source}</td><td>{a.subnet}</td><td className="mono">{a.mac ?? '—'}</td><td>{a.state}</td></tr>)}</tbody></table></div>
         ) : <p className="muted">No leases, reservations or allocations.</p>}
       </div>
 
       <div className="card">
         <h2>Noderoles</h2>
         {nrs.data?.length ? (
-          <table>
+          <div className="scroll-x"><table>
             <thead><tr><th scope="col">Role</th><th scope="col">Deployment</th><th scope="col">State</th><th scope="col">Blocked because</th><th scope="col">Runs</th><th scope="col">Log</th></tr></thead>
             <tbody>{nrs.data.map((r) => (
               <tr key={r.id}>
@@ -118,7 +118,7 @@ export function NodeDetail({ nodeKey }: { nodeKey: string }) {
                 </td>
               </tr>
             ))}</tbody>
-          </table>
+          </table></div>
         ) : <p className="muted">No roles bound.</p>}
         {open !== null && <pre className="log" aria-label="Run log" tabIndex={0}>{logs[open] || '(empty log)'}</pre>}
       </div>
