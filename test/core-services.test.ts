@@ -101,3 +101,12 @@ test('service registry: internal and external services, resolution, and re-runs 
     await t.close();
   }
 });
+
+test('internal DNS: registered at the address nodes reach (a wildcard listen means the boot address)', async () => {
+  const { internalDns } = await import('../src/services/start.js');
+  assert.deepEqual(internalDns('10.0.0.1:53'), { name: 'dns', addresses: ['10.0.0.1'], port: 53, description: 'Fulcrum DNS' });
+  assert.deepEqual(internalDns('0.0.0.0:5353', '10.0.0.1')?.addresses, ['10.0.0.1']);
+  assert.deepEqual(internalDns('[fd00::1]:53')?.addresses, ['fd00::1']);
+  assert.equal(internalDns('127.0.0.1:53'), null, 'loopback is no use to nodes');
+  assert.equal(internalDns('0.0.0.0:53'), null, 'a wildcard without a boot address names nothing');
+});

@@ -26,7 +26,7 @@ import { startRouterAdvertiser } from '../dhcp/router-advert.js';
 import { registerJig } from '../annealer/jigs.js';
 import { sshJig } from '../agent/ssh-jig.js';
 import { ansibleJig } from '../annealer/ansible-jig.js';
-import { startServices } from '../services/start.js';
+import { internalDns, startServices } from '../services/start.js';
 import { TftpServer } from '../tftp/server.js';
 import { DnsService, type DnsOptions } from '../dns/service.js';
 import { tftpBytes, tftpSeconds, tftpTransfers, watchTftpDrops } from '../metrics.js';
@@ -207,6 +207,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await dns.start();
   stops.push(() => dns.stop());
   if (opts.dns?.listen) log(`dns on ${opts.dns.listen} (udp, tcp)${opts.dns.forwarder ? `, forwarding other names to ${opts.dns.forwarder}` : ''}`);
+  const ownDns = opts.dns?.listen ? internalDns(opts.dns.listen, boot?.address) : null;
+  if (ownDns) await services.register([ownDns]);
   ready = true;
   log(`replica ${replicaId} serving ${address}`);
 

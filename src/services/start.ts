@@ -32,6 +32,16 @@ export function internalServices(o: Pick<ServiceOptions, 'api' | 'boot'>): Inter
   return out;
 }
 
+/** The DNS server this replica serves (`--dns-listen HOST:PORT`), as nodes reach it: a wildcard host means the boot address. */
+export function internalDns(listen: string, bootAddress?: string): InternalService | null {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen);
+  if (!m) return null;
+  const wildcard = m[1] === '' || m[1] === '0.0.0.0' || m[1] === '::';
+  const host = wildcard ? bootAddress : m[1];
+  if (!host || /^(127\.|::1$|localhost$)/.test(host)) return null;
+  return { name: 'dns', addresses: [host], port: Number(m[2]), description: 'Fulcrum DNS' };
+}
+
 export async function startServices(o: ServiceOptions): Promise<{ stop(): void; register(extra: InternalService[]): Promise<void> }> {
   registerServerRole(RESOLVER_ROLE, resolverRole(o.store));
   for (const c of CLUSTERS) registerServerRole(c.peersRole, clusterPeersRole(o.store, c));
