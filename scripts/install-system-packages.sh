@@ -24,7 +24,8 @@ group_packages() {
     # needs anyway (static binary for initramfs); the two conflict, so pick one everywhere.
     # dhcpcd-base is the dhcpcd binary without the system service (dhcpcd5 is a transitional package).
     # radvd: the server answers router solicitations with it; ndisc6 (rdisc6) checks that.
-    net) echo "iproute2 iputils-ping isc-dhcp-client busybox-static udhcpc dhcpcd-base tftp-hpa curl isc-dhcp-relay dnsmasq-base tcpdump radvd ndisc6 openssh-client openssh-server" ;;
+    # netplan.io: `netplan generate --root-dir` checks the netplan files network roles write.
+    net) echo "iproute2 iputils-ping isc-dhcp-client busybox-static udhcpc dhcpcd-base tftp-hpa curl isc-dhcp-relay dnsmasq-base tcpdump radvd ndisc6 openssh-client openssh-server netplan.io" ;;
     # kea-admin ships perfdhcp.
     perf) echo "kea-admin kea-dhcp4-server kea-dhcp6-server tftpd-hpa nginx-light wrk" ;;
     vm) echo "qemu-system-x86 ipxe-qemu ipxe busybox-static ovmf openipmi ipmitool" ;;

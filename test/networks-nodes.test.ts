@@ -1,6 +1,6 @@
 // Network roles on namespace nodes running the real agent (issue 7 item 5): binding network-<name>
 // allocates, and the role's script configures the node for real with iproute2 and writes
-// systemd-networkd files under the root it is given. Checked with `ip -j` inside each namespace:
+// systemd-networkd files (netplan on one node, checked with `netplan generate`) under the root it is given. Checked with `ip -j` inside each namespace:
 // an address (and the IPv6 auto address) on a veth with the default route of the lowest-pref
 // router, traffic between two nodes over it, a bridge; a VLAN sub-interface and a bond of two
 // veths where the kernel has 802.1Q and bonding — where it does not (the lab kernel may lack both),
@@ -55,6 +55,8 @@ test('network roles configure namespace nodes: address + route + IPv6 on a veth,
       await lab.link(ns, bondseg, { ifaceA: 'eth4' });
       for (let k = 0; k < 5; k++) await ns.ip('link', 'set', 'dev', `eth${k}`, 'address', `02:00:00:0${i}:00:0${k}`);
       const root = lab.makeDir(`netroot${i}`);
+      // node2's installed system uses netplan (the script looks for etc/netplan and the command).
+      if (i === 2) fs.mkdirSync(path.join(root, 'etc', 'netplan'), { recursive: true });
       const state = lab.makeDir(`agent${i}`);
       ns.spawn('sh', [AGENT, '--api', 'http://10.89.0.1:8091', '--state', state],
         { env: { FULCRUM_MACHINE_UUID: crypto.randomUUID(), FULCRUM_NETWORK_ROOT: root, PATH: process.env.PATH }, label: `agent in node${i}` });
@@ -149,11 +151,19 @@ test('network roles configure namespace nodes: address + route + IPv6 on a veth,
       assert.match((await api('GET', `/api/v1/noderoles/${tagged.id}`)).body.runlog, /cannot create VLAN sub-interface eth1\.42 on this kernel \(is CONFIG_VLAN_8021Q enabled\?\)/);
     }
 
-    // node2: a bond of eth3 and eth4 (active-backup).
-    const d2 = path.join(nodes[2].root, 'etc', 'systemd', 'network');
-    assert.match(read(path.join(d2, '60-fulcrum-bond-eth3.netdev')), /Name=bond-eth3\nKind=bond\n\n\[Bond\]\nMode=active-backup\n/);
-    for (const m of ['eth3', 'eth4']) assert.match(read(path.join(d2, `60-fulcrum-${m}.network.d`, 'bonded.conf')), /Bond=bond-eth3/);
-    assert.match(read(path.join(d2, '60-fulcrum-bond-eth3.network.d', 'bonded.conf')), /Address=10\.93\.0\.\d+\/24/);
+    // node2: a bond of eth3 and eth4 (active-backup), persisted as netplan; the real `netplan
+    // generate` turns the file into systemd-networkd units, which says the YAML is right.
+    const np = path.join(nodes[2].root, 'etc', 'netplan', '60-fulcrum-bonded.yaml');
+    assert.equal(fs.statSync(np).mode & 0o777, 0o600);
+    const yaml = (await import('yaml')).parse(read(np));
+    assert.deepEqual(yaml.network.bonds['bond-eth3'], { interfaces: ['eth3', 'eth4'], parameters: { mode: 'active-backup' }, addresses: [`${addr['2:bonded']}/24`] });
+    assert.deepEqual(Object.keys(yaml.network.ethernets), ['eth3', 'eth4']);
+    assert.equal(fs.existsSync(path.join(nodes[2].root, 'etc', 'systemd', 'network')), false, 'netplan, not networkd files');
+    await nodes[2].ns.exec('netplan', ['generate', '--root-dir', nodes[2].root]);
+    const gen = path.join(nodes[2].root, 'run', 'systemd', 'network');
+    assert.match(read(path.join(gen, '10-netplan-bond-eth3.netdev')), /Kind=bond[\s\S]*Mode=active-backup/);
+    assert.match(read(path.join(gen, '10-netplan-bond-eth3.network')), new RegExp(`Address=${addr['2:bonded'].replace(/\./g, '\\.')}/24`));
+    for (const m of ['eth3', 'eth4']) assert.match(read(path.join(gen, `10-netplan-${m}.network`)), /Bond=bond-eth3/);
     const bonded = settled.find((x: any) => x.node === nodes[2].name && x.role === 'network-bonded');
     if (has.bond) {
       const b = await nodes[2].ns.ipJson<any[]>('-d', 'addr', 'show', 'dev', 'bond-eth3');

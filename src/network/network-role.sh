@@ -61,6 +61,7 @@ if command -v netplan >/dev/null 2>&1 && [ -d "$ROOT/etc/netplan" ]; then
       extra "$BRIDGE"
     fi
   } | write "$f"
+  chmod 600 "$f"   # netplan refuses to trust world-readable files
   echo "wrote $f"
 else
   d="$ROOT/etc/systemd/network"
