@@ -70,6 +70,9 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
         await setMacs(tx, node, [...new Set([...macs, ...((await tx.query(`SELECT mac::text FROM node_macs WHERE node_id = $1`, [n.id])).rows.map((r) => r.mac))])]);
         await updateNode(tx, n.id, { alive: true, inventory });
         await emit(tx, { type: 'node.registered', object_kind: 'node', object_id: n.id, node_id: n.id, payload: { name: n.name, again: true } });
+        // A new boot: the agent of the last one is gone. Its token goes too, so a long-poll it left
+        // behind (a node powered off holds no FIN to end it) can no longer claim this node's jobs.
+        await tx.query(`DELETE FROM tokens WHERE node_id = $1 AND name = 'agent'`, [n.id]);
         return { status: 200, lines: { node: n.id, name: n.name, token: await issueToken(tx, { node_id: n.id }, 'agent') } };
       }
       const name = `d${macs[0].replace(/:/g, '')}.fulcrum.internal`;
@@ -122,8 +125,9 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
         changed = false;
         const r = await store.query(
           `UPDATE jobs SET claimed_at = clock_timestamp() WHERE id = (
-             SELECT id FROM jobs WHERE node_id = $1 AND state = 'running' AND claimed_at IS NULL AND jig = ANY($2) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-           RETURNING id, input`, [node.id, AGENT_JIGS]);
+             SELECT id FROM jobs WHERE node_id = $1 AND state = 'running' AND claimed_at IS NULL AND jig = ANY($2)
+               AND EXISTS (SELECT 1 FROM tokens WHERE id = $3) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, input`, [node.id, AGENT_JIGS, node.token_id]);
         if (r.rowCount) {
           const job = r.rows[0];
           await store.tx((tx) => emit(tx, { type: 'job.claimed', object_kind: 'job', object_id: job.id, node_id: node.id, payload: { node: node.name } }));

@@ -57,8 +57,9 @@ export async function ensureAdmin(store: Store, password = process.env.FULCRUM_A
 }
 
 /** An agent's node token: it reaches that node's data and jobs, nothing else. */
-export async function authenticateNode(sql: Sql, token: string): Promise<{ id: number; name: string } | null> {
+/** The node a node token belongs to, and the token's id (a re-registration deletes the old agent's tokens). */
+export async function authenticateNode(sql: Sql, token: string): Promise<{ id: number; name: string; token_id: number } | null> {
   const r = await sql.query(
-    `SELECT n.id, n.name FROM tokens t JOIN nodes n ON n.id = t.node_id WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())`, [digest(token)]);
+    `SELECT n.id, n.name, t.id AS token_id FROM tokens t JOIN nodes n ON n.id = t.node_id WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())`, [digest(token)]);
   return r.rowCount ? r.rows[0] : null;
 }
