@@ -203,6 +203,18 @@ test('binding the network role allocates and writes the plan; a bound network ca
   const after = (await api('GET', `/api/v1/noderoles/${b.body.noderole}`)).body.sys_data.network.storage.plan as string;
   assert.ok(after.includes("ROUTER='10.20.0.1'") && after.includes("DEFAULT_ROUTE='1'"), after);
 
+  // A plain binding on a full range: the plan carries the reason for the script to report.
+  await node('r3.lab.test', ['52:54:00:bb:00:04']);
+  await node('r4.lab.test', ['52:54:00:bb:00:05']);
+  assert.equal((await api('POST', '/api/v1/networks', { name: 'one', category: 'public', conduit: '10g3', ranges: [{ name: 'host', first: '10.40.0.10/24', last: '10.40.0.10/24' }] })).status, 201);
+  assert.equal((await api('POST', '/api/v1/noderoles', { role: 'network-one', node: 'r3.lab.test' })).status, 201);
+  assert.equal((await api('POST', '/api/v1/noderoles', { role: 'network-one', node: 'r4.lab.test' })).status, 201);
+  const why = await waitFor('the refusal in the plan of the second node', async () => {
+    const x = (await api('GET', '/api/v1/noderoles?node=r4.lab.test&role=network-one')).body[0];
+    return x?.sys_data?.network?.one?.plan;
+  }, 10000, 50);
+  assert.match(why, /ERROR='no address: range one\.host is out of addresses \(10\.40\.0\.10-10\.40\.0\.10, 1 of 1 used\)/);
+
   const del = await api('DELETE', '/api/v1/networks/storage');
   assert.equal(del.status, 409);
   assert.match(del.body.message, /bound to 2 node/);

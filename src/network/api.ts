@@ -8,7 +8,7 @@ import { Type as T } from 'typebox';
 import type { Store } from '../store/db.js';
 import type { EventStream } from '../events/stream.js';
 import type { Event } from '../events/outbox.js';
-import { conflict } from '../model/errors.js';
+import { conflict, FulcrumError } from '../model/errors.js';
 import { bind } from '../model/binding.js';
 import { findNode } from '../model/lookup.js';
 import type { Resource } from '../api/resources.js';
@@ -16,7 +16,7 @@ import { deleteNetwork, deleteRange, findNetwork, rangesOf, refreshNetworkPlans,
 import { checkRange } from './ranges.js';
 import { allocate, release } from './allocations.js';
 import { syncReservations } from './dhcp-sync.js';
-import { refreshPlans } from './plan.js';
+import { planText, refreshPlans } from './plan.js';
 import { networkPrefix6 } from './ipv6.js';
 
 const Name = T.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 60 });
@@ -176,6 +176,15 @@ async function react(store: Store, e: Event): Promise<void> {
       if (!exists.rowCount) return;
       await allocate(tx, { node: e.node_id!, network: n.rows[0].id });
       await refreshPlans(tx, e.node_id!);
+    }).catch(async (err) => {
+      // The node's role must say why it has no address (a full range, say), not just that it has none.
+      if (!(err instanceof FulcrumError)) throw err;
+      const network = role.slice('network-'.length);
+      await store.query(
+        `UPDATE noderoles nr SET sys_data = jsonb_set(nr.sys_data, '{network}', COALESCE(nr.sys_data->'network', '{}'::jsonb)
+            || jsonb_build_object($3::text, jsonb_build_object('plan', $4::text)))
+           FROM roles r WHERE r.id = nr.role_id AND r.name = $2 AND nr.node_id = $1`,
+        [e.node_id, role, network, planText({ NET_NAME: network, CONFIGURE: '1', ERROR: `no address: ${err.message}` })]);
     });
     return;
   }

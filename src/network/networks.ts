@@ -71,8 +71,13 @@ function checkNetworkFields(b: NetworkInput): void {
 }
 
 /** Create (id null) or replace a network's settings; `ranges` and `router`, when given, replace the stored ones. */
+/** Serialises network and range writes (overlap and conduit checks read every other network). */
+const NETWORK_WRITE_LOCK = 7780_0005;
+export const lockNetworkWrites = (tx: Tx) => tx.query('SELECT pg_advisory_xact_lock($1)', [NETWORK_WRITE_LOCK]);
+
 export async function writeNetwork(tx: Tx, id: number | null, b: NetworkInput): Promise<NetworkRow> {
   checkNetworkFields(b);
+  await lockNetworkWrites(tx);
   const conduit = normalizeConduit(b.conduit);
   const v6prefix = checkV6Prefix(b.v6prefix);
   const others = (await tx.query(`SELECT name, conduit FROM networks WHERE id IS DISTINCT FROM $1`, [id])).rows;
@@ -132,6 +137,7 @@ async function replaceRanges(tx: Tx, network: NetworkRow, ranges: CheckedRange[]
 
 /** Insert or update one checked range (overlaps checked against the stored ones). */
 export async function writeRange(tx: Tx, network: NetworkRow, id: number | null, r: CheckedRange, field = '', overlapField?: string): Promise<number> {
+  await lockNetworkWrites(tx);
   await checkOverlaps(tx, network, r, overlapField ?? `${field}first`, id);
   if (id !== null) {
     // Allocations must stay inside the range they came from.
