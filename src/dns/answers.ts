@@ -33,6 +33,8 @@ export class AnswerTable {
   /** Every name that exists in a zone, including empty non-terminals (RFC 8020: NODATA, not NXDOMAIN). */
   private exists = new Set<string>();
   private eager = new Map<string, Prepared>();
+  /** qtype -> wire-format name (latin1, lower case) -> prepared answer: the server's fast path. */
+  private wire = new Map<number, Map<string, Prepared>>();
   private lazy = new Map<string, Prepared>();
   /** Records outside every served zone (dropped; reported to the operator). */
   readonly outside: Rr[] = [];
@@ -52,8 +54,22 @@ export class AnswerTable {
     }
     this.recordCount = n;
     // Eager answers for every RRset that exists; the rest (NODATA, NXDOMAIN) on first use.
-    for (const [name, types] of this.byName) for (const type of types.keys()) this.eager.set(`${type}:${name}`, this.build(name, type));
+    for (const [name, types] of this.byName) {
+      // Names with escapes or non-ASCII bytes take the slow path only (the fast key lower-cases latin1).
+      const wireKey = /[\\\x80-\uffff]/.test(name) ? undefined : wireName(name);
+      for (const type of types.keys()) {
+        const p = this.build(name, type);
+        this.eager.set(`${type}:${name}`, p);
+        if (wireKey === undefined) continue;
+        let m = this.wire.get(type);
+        if (!m) { m = new Map(); this.wire.set(type, m); }
+        m.set(wireKey, p);
+      }
+    }
   }
+
+  /** The prepared answer for a question given as its wire-format name (latin1, lower-cased) and type. */
+  lookupWire(name: string, qtype: number): Prepared | undefined { return this.wire.get(qtype)?.get(name); }
 
   private add(rr: Rr): void {
     let types = this.byName.get(rr.name);
@@ -140,6 +156,13 @@ export class AnswerTable {
   }
 }
 
+/** A canonical name in wire format (length-prefixed labels, final 0) as a latin1 string. */
+function wireName(name: string): string {
+  let out = '';
+  for (const l of name ? name.split('.') : []) out += String.fromCharCode(l.length) + l;
+  return out + '\0';
+}
+
 /** Our advertised EDNS UDP payload size (RFC 9715 / DNS flag day 2020: 1232 avoids fragmentation). */
 export const EDNS_SIZE = 1232;
 
@@ -154,18 +177,21 @@ export function assemble(query: Buffer, q: QueryView, p: { flags: number; an: nu
   const limit = !udp ? 65535 : q.ednsSize ? Math.min(q.ednsSize, EDNS_SIZE) : 512;
   let truncated = 12 + qlen + p.body.length + opt > limit;
   const out = Buffer.allocUnsafe(12 + qlen + (truncated ? 0 : p.body.length) + opt);
-  out.writeUInt16BE(q.id, 0);
-  out.writeUInt16BE(QR | (q.flags & (0x7800 | RD)) | p.flags | (truncated ? TC : 0), 2);
-  out.writeUInt16BE(1, 4);
-  out.writeUInt16BE(truncated ? 0 : p.an, 6);
-  out.writeUInt16BE(truncated ? 0 : p.ns, 8);
-  out.writeUInt16BE((truncated ? 0 : p.ar) + (opt ? 1 : 0), 10);
-  query.copy(out, 12, 12, q.qEnd);
+  // Byte stores and loops, not writeUInt16BE/copy: for replies this small the native calls cost more than the work.
+  const flags = QR | (q.flags & (0x7800 | RD)) | p.flags | (truncated ? TC : 0);
+  const an = truncated ? 0 : p.an, ns = truncated ? 0 : p.ns, ar = (truncated ? 0 : p.ar) + (opt ? 1 : 0);
+  out[0] = q.id >> 8; out[1] = q.id & 0xff; out[2] = flags >> 8; out[3] = flags & 0xff; out[4] = 0; out[5] = 1;
+  out[6] = an >> 8; out[7] = an & 0xff; out[8] = ns >> 8; out[9] = ns & 0xff; out[10] = ar >> 8; out[11] = ar & 0xff;
+  for (let i = 12; i < q.qEnd; i++) out[i] = query[i];
   let at = 12 + qlen;
-  if (!truncated) { p.body.copy(out, at); at += p.body.length; }
+  if (!truncated) {
+    const body = p.body;
+    if (body.length > 256) body.copy(out, at); else for (let i = 0; i < body.length; i++) out[at + i] = body[i];
+    at += body.length;
+  }
   if (opt) {
-    out[at] = 0; out.writeUInt16BE(TYPE.OPT, at + 1); out.writeUInt16BE(EDNS_SIZE, at + 3);
-    out.writeUInt32BE(0, at + 5); out.writeUInt16BE(0, at + 9);
+    out[at] = 0; out[at + 1] = 0; out[at + 2] = TYPE.OPT; out[at + 3] = EDNS_SIZE >> 8; out[at + 4] = EDNS_SIZE & 0xff;
+    for (let i = at + 5; i < at + 11; i++) out[i] = 0;
   }
   return out;
 }

@@ -100,6 +100,8 @@ export class DnsServer {
 
   /** One message in, at most one reply out. Never throws: malformed input is counted and dropped. */
   handle(msg: Buffer, udp: boolean, reply: (b: Buffer) => void): void {
+    const fast = this.fastPath(msg);
+    if (fast) return this.send(reply, assemble(msg, fast.q, fast.p, udp), udp);
     let q: QueryView;
     try {
       q = readQuery(msg);
@@ -123,6 +125,37 @@ export class DnsServer {
     }
     if (this.upstream) return this.forward(msg, q, udp, reply);
     this.send(reply, errorReply(msg, q, RCODE.REFUSED), udp);
+  }
+
+  /**
+   * The common case without building objects: a plain IN query, one uncompressed question, no
+   * records but at most a bare EDNS version-0 OPT, for a name and type with a prepared answer.
+   * Anything else (or a miss) goes through readQuery and the full logic.
+   */
+  private fastPath(b: Buffer): { q: QueryView; p: ReturnType<AnswerTable['lookup']> & object } | undefined {
+    const len = b.length;
+    if (len < 17 || (b[2] & 0xf8) !== 0 || b[4] !== 0 || b[5] !== 1 || (b[6] | b[7] | b[8] | b[9]) !== 0) return undefined;
+    let p = 12;
+    for (;;) {
+      const l = b[p];
+      if (l === 0) break;
+      if (l > 63) return undefined;
+      p += l + 1;
+      if (p >= len) return undefined;
+    }
+    const qEnd = p + 5;
+    if (qEnd > len || qEnd - 16 > 255 || b[p + 3] !== 0 || b[p + 4] !== 1) return undefined;
+    const ar = b[11] | (b[10] << 8);
+    let ednsSize = 0;
+    if (ar === 1) {
+      if (qEnd + 11 > len || b[qEnd] !== 0 || b[qEnd + 1] !== 0 || b[qEnd + 2] !== 41 || b[qEnd + 6] !== 0) return undefined;
+      if (qEnd + 11 + ((b[qEnd + 9] << 8) | b[qEnd + 10]) !== len) return undefined;
+      ednsSize = Math.max(512, (b[qEnd + 3] << 8) | b[qEnd + 4]);
+    } else if (ar !== 0 || qEnd !== len) return undefined;
+    const qtype = (b[p + 1] << 8) | b[p + 2];
+    const prepared = this.table.lookupWire(b.toString('latin1', 12, p + 1).toLowerCase(), qtype);
+    if (!prepared) return undefined;
+    return { q: { id: (b[0] << 8) | b[1], flags: (b[2] << 8) | b[3], qname: '', qtype, qclass: 1, qEnd, ednsSize, ednsVersion: 0 }, p: prepared };
   }
 
   private forward(msg: Buffer, q: QueryView, udp: boolean, reply: (b: Buffer) => void): void {
