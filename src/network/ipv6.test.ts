@@ -54,3 +54,19 @@ test('address formatting follows RFC 5952', () => {
   assert.equal(f('::ffff:10.0.0.1'), '::ffff:a00:1');
   assert.equal(f('10.1.2.3'), '10.1.2.3');
 });
+
+test('random addresses: format -> parse round trips, and IPv6 text matches the WHATWG URL serializer (RFC 5952)', () => {
+  let seed = 7;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed; };
+  for (let i = 0; i < 2000; i++) {
+    // Groups biased towards zero so that runs of zeros (and ties between runs) are common.
+    const groups = Array.from({ length: 8 }, () => (rnd() % 3 === 0 ? rnd() % 0x10000 : 0));
+    const v = groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+    const text = formatIp(6, v);
+    assert.equal(parseAddress(text)!.value, v, text);
+    assert.equal(text, new URL(`http://[${groups.map((g) => g.toString(16)).join(':')}]/`).hostname.slice(1, -1), groups.join(','));
+    const v4 = BigInt(rnd()) * 2n + BigInt(rnd() % 2);
+    assert.equal(parseAddress(formatIp(4, v4))!.value, v4);
+  }
+  for (const bad of ['1.2.3.4/33', '::1/129', '1.2.3', '1.2.3.4/24/1', '::1::2', 'x', '', '1.2.3.4/-1', '1.2.3.4/ 8']) assert.equal(parseAddress(bad), null, bad);
+});
