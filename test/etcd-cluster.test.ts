@@ -175,6 +175,23 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       const jobs4 = ((await api('GET', '/api/v1/jobs?limit=1000')).body as any[]).filter((j) => j.state !== 'skipped');
       const jobsAfter4 = jobs4.length;
 
+      // --- The operator registers a log collector: the nodes start forwarding, nothing else changes. ---
+      // Every member runs again below core-logging: none is restarted, and none removes another.
+      const pidsBefore = nodes.map(etcdPid);
+      const ntpJobs = async () => ((await api('GET', `/api/v1/jobs?role=core-ntp&limit=1000`)).body as any[]).length;
+      const ntpBefore = await ntpJobs();
+      assert.equal((await api('POST', '/api/v1/services', { name: 'logging', addresses: [SRV], port: 6514 })).status, 201);
+      await waitFor('every node forwarding its logs', async () => nodes.every((n) => {
+        const f = path.join(n.root, 'etc/rsyslog.d/60-fulcrum.conf');
+        return fs.existsSync(f) && fs.readFileSync(f, 'utf8').includes(`*.* @@${SRV}:6514`);
+      }), 120000, 250);
+      await waitFor('core roles re-run', async () => (await ntpJobs()) === ntpBefore + 4, 120000, 250);
+      await converged('after the registry change', 120000);
+      const ntpJob = ((await api('GET', `/api/v1/jobs?role=core-ntp&node=${nodes[0].name}&limit=1000`)).body as any[]).at(-1);
+      assert.match((await api('GET', `/api/v1/jobs/${ntpJob.id}`)).body.log, /unchanged: .*fulcrum\.sources/, 'a re-run changes nothing it need not');
+      assert.deepEqual(nodes.map(etcdPid), pidsBefore, 'the members were re-run (below core-logging), not restarted');
+      assert.equal(await memberCount(nodes[0]), 4, 're-runs with older peers lists removed nobody');
+
       // --- Unbind the fourth: it leaves the cluster and stops. ---
       const fourth = ((await api('GET', `/api/v1/noderoles?role=etcd&node=${nodes[3].name}`)).body as any[])[0];
       const refused = await api('DELETE', `/api/v1/noderoles/${fourth.id}`);
@@ -212,21 +229,6 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       await waitFor('the repaired member ACTIVE', async () => (await api('GET', `/api/v1/noderoles/${vnr.id}`)).body.state === 'ACTIVE', 120000, 250);
       { const h = await etcdctl(victim, ["endpoint", "health"]); assert.match(h.stdout + h.stderr, /is healthy/); }
       assert.equal(await memberCount(victim), 3);
-
-      // --- The operator registers a log collector: the nodes start forwarding, nothing else changes. ---
-      const pidsBefore = nodes.slice(0, 3).map(etcdPid);
-      const ntpJobs = async () => ((await api('GET', `/api/v1/jobs?role=core-ntp&limit=1000`)).body as any[]).length;
-      const ntpBefore = await ntpJobs();
-      assert.equal((await api('POST', '/api/v1/services', { name: 'logging', addresses: [SRV], port: 6514 })).status, 201);
-      await waitFor('every node forwarding its logs', async () => nodes.every((n) => {
-        const f = path.join(n.root, 'etc/rsyslog.d/60-fulcrum.conf');
-        return fs.existsSync(f) && fs.readFileSync(f, 'utf8').includes(`*.* @@${SRV}:6514`);
-      }), 120000, 250);
-      await waitFor('core roles re-run', async () => (await ntpJobs()) === ntpBefore + 4, 120000, 250);
-      await converged('after the registry change', 120000);
-      const ntpJob = ((await api('GET', `/api/v1/jobs?role=core-ntp&node=${nodes[0].name}&limit=1000`)).body as any[]).at(-1);
-      assert.match((await api('GET', `/api/v1/jobs/${ntpJob.id}`)).body.log, /unchanged: .*fulcrum\.sources/, 'a re-run changes nothing it need not');
-      assert.deepEqual(nodes.slice(0, 3).map(etcdPid), pidsBefore, 'the members were re-run (below core-logging), not restarted');
 
       // --- Figures. ---
       // Jobs of unbound noderoles go with them: the figures are taken at four members.

@@ -4,8 +4,9 @@
 #   new and every bound peer in the initial cluster.
 # - First run of a member bound later: `member add` through the existing members, then start
 #   with initial-cluster-state existing. The other members are not touched.
-# - Every run: members of the cluster that are no longer bound are removed (`member remove`; a
-#   removed etcd stops itself), then the health check: `etcdctl endpoint health` on this member.
+# - Every run: the health check (`etcdctl endpoint health` on this member); then, on the first
+#   member of the peers list only, members that are no longer bound are removed (`member remove`;
+#   a removed etcd stops itself).
 # - A member that ran before and is not running is NOT restarted behind the operator's back: the
 #   health check fails with etcd's message (ERROR). Start it (`systemctl start etcd`, or on nodes
 #   without systemd <root>/usr/local/sbin/fulcrum-etcd-start), then retry the noderole.
@@ -161,16 +162,21 @@ done
 echo "$OUT"
 touch "$MARKER"
 
-# Members that are no longer bound leave the cluster (only one still bound can remove them).
-LIST=$(members "$CLIENT_URL") || { echo "$LIST" >&2; exit 1; }
-printf '%s\n' "$LIST" | while IFS= read -r line; do
-  id=${line%%,*}
-  peer=$(printf '%s\n' "$line" | awk -F', ' '{ print $4 }')
-  [ -n "$id" ] && [ -n "$peer" ] || continue
-  case " $PEER_URLS" in *" $peer "*) continue ;; esac
-  echo "member $id ($peer) is no longer bound: removing it"
-  etcdctl --endpoints="$CLIENT_URL" --command-timeout=20s member remove "$id"
-done
+# Members that are no longer bound leave the cluster. Only the first member of the peers list does
+# it: Fulcrum re-runs that member's peers list whenever members join or leave, so its list is
+# current; another member's list may predate a member that joined since, which it must not remove.
+FIRST=$(awk '$3 == "true" { print $1; exit }' "$PEERS")
+if [ "$FIRST" = "$NAME" ]; then
+  LIST=$(members "$CLIENT_URL") || { echo "$LIST" >&2; exit 1; }
+  printf '%s\n' "$LIST" | while IFS= read -r line; do
+    id=${line%%,*}
+    peer=$(printf '%s\n' "$line" | awk -F', ' '{ print $4 }')
+    [ -n "$id" ] && [ -n "$peer" ] || continue
+    case " $PEER_URLS" in *" $peer "*) continue ;; esac
+    echo "member $id ($peer) is no longer bound: removing it"
+    etcdctl --endpoints="$CLIENT_URL" --command-timeout=20s member remove "$id"
+  done
+fi
 etcdctl --endpoints="$CLIENT_URL" --command-timeout=10s member list
 
 ID=$(etcdctl --endpoints="$CLIENT_URL" --command-timeout=5s endpoint status 2>/dev/null | awk -F', ' '{ print $2 }')
