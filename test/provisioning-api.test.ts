@@ -105,6 +105,7 @@ test('bootenvs from a content pack: imported, templates from files, required par
   assert.equal(imp.body.bootenvs, 1);
   const env = (await api('GET', '/api/v1/bootenvs/test-install')).body;
   assert.equal(env.content_pack, 'test');
+  assert.equal(env.kexec, true, 'the kexec flag comes through the import');
   assert.match(env.templates[0].contents, /partman-auto\/disk/, 'the file: reference was read into the bundle');
   assert.equal((await api('POST', '/api/v1/nodes', { name: 'inst-a.test', macs: ['52:54:00:20:00:01'], bootenv: 'test-install' })).status, 201);
   const missing = await (await fetch(`${t.url}/boot/nodes/52-54-00-20-00-01/ipxe`)).text();

@@ -59,7 +59,7 @@ export async function importPack(tx: Tx, body: unknown): Promise<ImportResult> {
   for (const b of pack.bootenvs) {
     await tx.query(
       `INSERT INTO bootenvs (name, description, netboot, kernel, initrds, boot_params, templates, required_params, content_pack, kexec)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (name) DO UPDATE SET description = $2, netboot = $3, kernel = $4, initrds = $5, boot_params = $6, templates = $7,
          required_params = $8, content_pack = $9, kexec = $10, version = bootenvs.version + 1, updated_at = now()`,
       [b.name, b.description, b.netboot, b.kernel, b.initrds, b.boot_params, JSON.stringify(b.templates), b.required_params, pack.name, b.kexec]);
