@@ -267,7 +267,7 @@ function registerResource(app: FastifyInstance, store: Store, r: Resource): void
         conds.push(k === 'q' ? nodeSearchClause(args.length) : nodeRoleClause(args.length));
         continue;
       }
-      if (!r.filters.includes(k)) throw new FulcrumError('invalid', `unknown filter "${k}" for ${r.kind}; filters: ${r.filters.join(', ')}`, `query.${k}`);
+      if (!r.filters.includes(k)) throw new FulcrumError('invalid', `unknown filter "${k}" for ${r.kind}; filters: ${[...r.filters, ...(r.kind === 'nodes' ? ['q', 'role'] : [])].join(', ')}`, `query.${k}`);
       args.push(v);
       conds.push(`v.${k}::text = $${args.length}`);
     }
