@@ -335,6 +335,26 @@ test('drag a node onto a role, commit, and watch the states turn ACTIVE live', a
   await page.context().close();
 });
 
+test('the annealer view shows a run while it runs, then the queue empty, live', async () => {
+  const n = depNodes[1];
+  assert.equal((await api('PATCH', `/api/v1/nodes/${n}`, { hints: { 'test-delay': 2500 } })).status, 200);
+  assert.equal((await api('POST', '/api/v1/deployments/ui/propose')).status, 200);
+  assert.equal((await api('POST', '/api/v1/noderoles', { node: n, role: 'test-destructive', deployment: 'ui' })).status, 201);
+  const page = await loggedIn();
+  await page.goto(t.url + '/annealer');
+  await page.locator('.live.on').waitFor();
+  assert.equal((await api('POST', '/api/v1/deployments/ui/commit')).status, 200);
+  const running = page.locator('li').filter({ hasText: 'test-destructive' }).filter({ hasText: n });
+  await running.waitFor({ timeout: 5000 });
+  await shot(page, '07a-annealer-running');
+  await running.waitFor({ state: 'detached', timeout: 15000 });
+  await page.getByText('Nothing running.').waitFor();
+  await page.locator('progress').evaluate((el: HTMLProgressElement) => el.value === el.max).then((full) => assert.ok(full, 'progress is full when all is ACTIVE'));
+  assert.equal((await api('PATCH', `/api/v1/nodes/${n}`, { hints: { 'test-delay': null } })).status, 200);
+  noJsErrors(page);
+  await page.context().close();
+});
+
 test('a failing role shows in the annealer view with its log, and Retry converges', async () => {
   const victim = depNodes[2];
   assert.equal((await api('PATCH', `/api/v1/nodes/${victim}`, { profiles: ['test-fail-profile'] })).status, 200);
