@@ -29,6 +29,8 @@ const RETRY_OWNERSHIP_MS = 2000;
  */
 const NOTIFY_EVERY_MS = 1000;
 const MAX_BATCH = 2000;
+/** Rows waiting beyond this (the database stalls): new bindings are dropped, the clients retry. */
+const MAX_BACKLOG = 20000;
 const ATTEMPTS = 8;
 
 const held = (e: Entry | undefined, now: number) => !!e && e.expires > now && (e.state === 'bound' || e.state === 'offered' || e.state === 'declined');
@@ -69,8 +71,10 @@ class LeaseWriter {
 
   constructor(private readonly store: Store, private readonly committed: (withEvents: boolean) => void) {}
 
+  private last: Promise<void> = Promise.resolve();
+
   write(row: Row): Promise<void> {
-    return new Promise((resolve, reject) => {
+    const p = new Promise<void>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
       if (!this.running) {
         this.running = true;
@@ -79,7 +83,14 @@ class LeaseWriter {
         setImmediate(() => void this.run());
       }
     });
+    this.last = p.catch(() => undefined);
+    return p;
   }
+
+  /** Settles once every row queued so far is committed (or failed); later rows do not delay it. */
+  barrier(): Promise<void> { return this.last; }
+
+  get backlogged(): boolean { return this.queue.length >= MAX_BACKLOG; }
 
   idle(): Promise<void> {
     return this.running ? new Promise((r) => this.idleWaiters.push(r)) : Promise.resolve();
@@ -309,7 +320,7 @@ export class LeaseEngine {
       st = new SubnetLeases(subnet);
     }
     // Our own queued writes first, so what is read back includes them.
-    await this.writer.idle();
+    await this.writer.barrier();
     const r = await this.store.query(
       `SELECT host(address) AS address, mac::text AS mac, state, client_id, hostname,
               extract(epoch FROM expires_at - now()) * 1000 AS left_ms
@@ -418,11 +429,13 @@ export class LeaseEngine {
   /**
    * Bind `address` to the client (REQUEST): 'unknown' when we hold no record of this client at
    * that address and it is not reserved for it; 'taken' when someone else holds it; 'bound' once
-   * the binding is committed. undefined when another process serves the subnet.
+   * the binding is committed; 'backlog' when the database is too far behind to take it now.
+   * undefined when another process serves the subnet.
    */
-  async bind(subnet: Subnet, client: Client, address: string, reserved: boolean): Promise<'unknown' | 'taken' | 'bound' | undefined> {
+  async bind(subnet: Subnet, client: Client, address: string, reserved: boolean): Promise<'unknown' | 'taken' | 'bound' | 'backlog' | undefined> {
     const st = await this.leasesOf(subnet);
     if (!st) return undefined;
+    if (this.writer.backlogged) return 'backlog';
     const a = ipToInt(address);
     const now = Date.now();
     if (st.byAddr.get(a)?.mac !== client.mac && !reserved) return 'unknown';

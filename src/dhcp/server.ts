@@ -165,6 +165,7 @@ export class DhcpServer {
         // Committed (group commit, lease-engine.ts) before the ACK is sent.
         const bound = await this.engine.bind(subnet, client, address, reserved?.address === address);
         if (bound === undefined) { dhcpDrops.inc({ reason: 'subnet-served-elsewhere' }); return null; }
+        if (bound === 'backlog') { dhcpDrops.inc({ reason: 'lease-write-backlog' }); return null; }
         if (bound === 'unknown') {
           // INIT-REBOOT / RENEWING for an address we have no record of: stay silent (§4.3.2).
           if (state !== 'SELECTING') { dhcpDrops.inc({ reason: 'unknown-lease' }); return null; }
