@@ -360,6 +360,7 @@ test('a failing role shows in the annealer view with its log, and Retry converge
   assert.equal((await api('PATCH', `/api/v1/nodes/${victim}`, { profiles: ['test-fail-profile'] })).status, 200);
   assert.equal((await api('POST', '/api/v1/deployments/ui/propose')).status, 200);
   assert.equal((await api('POST', '/api/v1/noderoles', { node: victim, role: 'test-base', deployment: 'ui' })).status, 201);
+  assert.equal((await api('POST', '/api/v1/noderoles', { node: victim, role: 'test-destructive', deployment: 'ui' })).status, 201);
   const page = await loggedIn();
   await page.goto(t.url + '/annealer');
   await page.getByRole('heading', { name: 'Annealer' }).waitFor();
@@ -370,6 +371,13 @@ test('a failing role shows in the annealer view with its log, and Retry converge
   await item.waitFor({ timeout: 30000 });
   await item.locator('pre.log').filter({ hasText: 'test jig asked to fail' }).waitFor();
   await shot(page, '07-annealer-error');
+  // The child waits, and the graph says why on hover (the SVG title), naming the failed parent.
+  const graph = await loggedIn();
+  await graph.goto(t.url + '/deployments/ui');
+  const short = victim.split('.')[0];
+  await waitFor('the blocked reason in the graph', async () => (await graph.locator('svg g.gnode title').allTextContents())
+    .some((x) => x.startsWith(`test-destructive on ${victim}: BLOCKED — test-base on ${short} failed (ERROR)`)), 10000, 200);
+  await graph.context().close();
   // Fix the cause, then Retry from the page: the error leaves the list and the node converges.
   assert.equal((await api('PATCH', `/api/v1/nodes/${victim}`, { profiles: [] })).status, 200);
   await item.getByRole('button', { name: 'Retry' }).click();

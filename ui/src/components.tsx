@@ -32,11 +32,17 @@ export function LiveDot({ live }: { live: boolean }) {
   return <span className={`live ${live ? 'on' : 'off'}`} role="status" aria-live="polite">{live ? 'live' : 'reconnecting…'}</span>;
 }
 
-export function blockedText(b: unknown): string {
+/**
+ * Why a noderole is BLOCKED, in words: `{kind, noderole}` from the model (parent-not-active, error).
+ * `name` turns a noderole id into "role on node" when the caller knows it.
+ */
+export function blockedText(b: unknown, name?: (id: number) => string | undefined): string {
   if (!b) return '';
   if (typeof b === 'string') return b;
-  const o = b as Record<string, unknown>;
-  if (typeof o.reason === 'string') return o.reason + (o.parents ? ` (${JSON.stringify(o.parents)})` : '');
+  const o = b as { kind?: string; noderole?: number };
+  const who = o.noderole !== undefined ? (name?.(o.noderole) ?? `noderole ${o.noderole}`) : 'a parent';
+  if (o.kind === 'parent-not-active') return `waits for ${who} to be ACTIVE`;
+  if (o.kind === 'error') return `${who} failed (ERROR)`;
   return JSON.stringify(b);
 }
 

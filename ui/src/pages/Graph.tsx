@@ -29,10 +29,12 @@ export function Graph({ data }: { data: GraphAnswer }) {
     columns.forEach((col, ci) => col.forEach((id, ri) => pos.set(id, { x: 10 + ci * (W + GX), y: 10 + ri * (H + GY) })));
     const width = 20 + columns.length * (W + GX) - GX;
     const height = 20 + Math.max(1, ...columns.map((c) => c.length)) * (H + GY) - GY;
-    return { all, edges, pos, width, height };
+    const byId = new Map(all.map((n) => [n.id, n]));
+    return { all, edges, pos, width, height, byId };
   }, [data]);
 
   if (!layout.all.length) return <p className="muted">No noderoles.</p>;
+  const byId = layout.byId;
   return (
     <div className="graph-wrap" tabIndex={0} aria-label="Dependency graph, scrollable">
       <svg width={layout.width} height={layout.height} role="img" aria-label={`Dependency graph of ${layout.all.length} noderoles`}>
@@ -46,10 +48,10 @@ export function Graph({ data }: { data: GraphAnswer }) {
         })}
         {layout.all.map((n) => {
           const p = layout.pos.get(n.id)!;
-          const why = blockedText(n.blocked_by);
+          const why = blockedText(n.blocked_by, (id) => { const p = byId.get(id); return p ? `${p.role} on ${p.node.split('.')[0]}` : undefined; });
           return (
             <g key={n.id} transform={`translate(${p.x},${p.y})`} className={`gnode state-${n.state.toLowerCase()}`} data-noderole={n.id}>
-              <title>{`${n.role} on ${n.node}: ${n.state}${why ? ` — blocked: ${why}` : ''}${(n as any).deployment ? ` (in ${(n as any).deployment})` : ''}`}</title>
+              <title>{`${n.role} on ${n.node}: ${n.state}${why ? ` — ${why}` : ''}${(n as any).deployment ? ` (in ${(n as any).deployment})` : ''}`}</title>
               <rect width={W} height={H} rx="5" />
               <text x="8" y="14" className="g-role">{n.role.length > 24 ? `${n.role.slice(0, 23)}…` : n.role}</text>
               <text x="8" y="28" className="g-node">{(n.node.split('.')[0] ?? '').slice(0, 18)} · {n.state}</text>

@@ -111,7 +111,7 @@ export function NodeDetail({ nodeKey }: { nodeKey: string }) {
             <tbody>{nrs.data.map((r) => (
               <tr key={r.id}>
                 <td>{r.role}</td><td>{r.deployment}</td><td><StateBadge state={r.state} /></td>
-                <td className="small">{blockedText(r.blocked_by) || '—'}</td><td>{r.run_count}{r.failures ? ` (${r.failures} failed)` : ''}</td>
+                <td className="small">{blockedText(r.blocked_by, (id) => { const p = nrs.data?.find((x) => x.id === id); return p ? `${p.role} on this node` : undefined; }) || '—'}</td><td>{r.run_count}{r.failures ? ` (${r.failures} failed)` : ''}</td>
                 <td>
                   <button type="button" aria-expanded={open === r.id} onClick={() => { if (open === r.id) setOpen(null); else { setOpen(r.id); void showLog(r.id); } }}>{open === r.id ? 'Hide log' : 'Show log'}</button>
                   {r.state === 'ERROR' && <button type="button" onClick={() => act(`retry ${r.role}`, () => api('POST', `/api/v1/noderoles/${r.id}/retry`))}>Retry</button>}
