@@ -51,8 +51,18 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
         const r = await api('POST', '/api/v1/content-packs', await readPack(path.join(projectRoot, 'content', pack)));
         assert.equal(r.status, 201, `import ${pack}: ${JSON.stringify(r.body)}`);
       }
-      // The site's NTP and DNS servers, registered by the operator (this server runs neither).
-      for (const name of ['ntp', 'dns']) assert.equal((await api('POST', '/api/v1/services', { name, addresses: [SRV] })).status, 201);
+      // The site's NTP and DNS servers, registered by the operator (this server runs neither): NTP
+      // with the CLI (run beside the server, on its boot address), DNS through the API.
+      const cliConfig = path.join(lab.makeDir('cli'), 'config.json');
+      const fulcrum = (...args: string[]) => srv.exec(process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), '--endpoint', `http://${SRV}:8091`, '--token', api.token, ...args],
+        { env: { ...ENV, FULCRUM_CONFIG: cliConfig }, timeoutMs: 250000, check: false });
+      const ntp = await fulcrum('services', 'create', '--set', 'name=ntp', '--set', `addresses=["${SRV}"]`, '--set', 'description=site NTP', '-o', 'json');
+      assert.equal(ntp.code, 0, ntp.stderr);
+      assert.equal(JSON.parse(ntp.stdout).source, 'external');
+      const badCli = await fulcrum('services', 'create', '--set', 'name=ntp', '--set', `addresses=["${SRV}"]`);
+      assert.equal(badCli.code, 1, 'a second external ntp is refused');
+      assert.match(badCli.stderr, /already registered/);
+      assert.equal((await api('POST', '/api/v1/services', { name: 'dns', addresses: [SRV] })).status, 201);
       const internal = (await api('GET', '/api/v1/service-registry')).body;
       assert.deepEqual(internal.api.addresses, [SRV], 'the server registered its own API on the boot address');
       assert.deepEqual(internal.dhcp.addresses, [SRV]);
@@ -148,8 +158,7 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       const commit2 = Date.now();
       assert.equal((await api('POST', '/api/v1/deployments/etcd/commit')).status, 200);
       // The operator's view: `fulcrum converge` with live progress (run beside the server, on its boot address).
-      const cli = await srv.exec(process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), '--endpoint', `http://${SRV}:8091`, '--token', api.token,
-        'converge', 'etcd', '--timeout', '240'], { env: { ...ENV, FULCRUM_CONFIG: path.join(lab.makeDir('cli'), 'config.json') }, timeoutMs: 250000, check: false });
+      const cli = await fulcrum('converge', 'etcd', '--timeout', '240');
       assert.equal(cli.code, 0, `fulcrum converge: ${cli.stdout}${cli.stderr}`);
       assert.match(cli.stdout, /converged/);
       assert.match(cli.stderr, /\d+\/\d+ finished/, 'progress lines while it waits');
