@@ -119,6 +119,7 @@ function dnsperf(port: number, queryFile: string, opts: { qps?: number; seconds:
 export async function runDnsBench(): Promise<{ text: string }> {
   const missing = ['dnsperf', 'knotd', 'dnsmasq', 'dig', 'taskset'].filter((b) => !['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(path.join(d, b))));
   if (missing.length) return { text: `DNS bench skipped: missing ${missing.join(', ')} (scripts/install-system-packages.sh dns)` };
+  const load0 = os.loadavg();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fulcrum-bench-dns-'));
   const targets: Target[] = [];
   const procs: ChildProcess[] = [];
@@ -178,6 +179,9 @@ export async function runDnsBench(): Promise<{ text: string }> {
     // Warm up every server (first queries build Fulcrum's lazily prepared answers, JIT, caches).
     for (const t of targets) dnsperf(t.port, queryFile, { seconds: 2 }, t.pid());
 
+    // Background work of each server with no queries (Fulcrum's annealer, event poll, record look), in CPU µs per second.
+    const idle = new Map<string, number>();
+    for (const t of targets) { const c0 = cpuSeconds(t.pid()); await new Promise((res) => setTimeout(res, 5000)); idle.set(t.name, (cpuSeconds(t.pid()) - c0) / 5 * 1e6); }
     const sat = new Map<string, number[]>(targets.map((t) => [t.name, []]));
     const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]));
     const lost = new Map<string, number[]>(targets.map((t) => [t.name, []]));
@@ -194,13 +198,14 @@ export async function runDnsBench(): Promise<{ text: string }> {
     const med = (m: Map<string, number[]>, n: string) => median(m.get(n)!);
     const knot = med(sat, 'Knot'), refl = med(sat, 'reflector');
     const lines = [
+      `load average (1, 5, 15 min) at the start: ${load0.map((x) => x.toFixed(1)).join(' ')}, at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (${os.cpus().length} CPUs; other work on the machine shows here)`,
       `DNS: dnsperf (1 thread, ${OUTSTANDING} in flight, CPU ${LOAD_CPU}) against servers pinned to CPU ${SERVER_CPU}, ${NAMES} A names on loopback, ${SECONDS} s runs, medians of ${REPEAT} interleaved`,
       '',
-      '| server | queries/s at saturation | ÷ Knot | ÷ reflector | CPU µs/query at ' + FIXED_QPS + ' q/s | ÷ Knot | lost at ' + FIXED_QPS + ' q/s |',
-      '|---|---:|---:|---:|---:|---:|---:|',
+      '| server | queries/s at saturation | ÷ Knot | ÷ reflector | CPU µs/query at ' + FIXED_QPS + ' q/s | ÷ Knot | ÷ reflector | idle CPU µs/s | lost at ' + FIXED_QPS + ' q/s |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...targets.map((t) => {
         const q = med(sat, t.name), c = med(cpu, t.name);
-        return `| ${t.name} | ${Math.round(q).toLocaleString('en-US')} | ${(q / knot).toFixed(2)} | ${(q / refl).toFixed(2)} | ${c.toFixed(1)} | ${(c / med(cpu, 'Knot')).toFixed(2)} | ${med(lost, t.name)} |`;
+        return `| ${t.name} | ${Math.round(q).toLocaleString('en-US')} | ${(q / knot).toFixed(2)} | ${(q / refl).toFixed(2)} | ${c.toFixed(1)} | ${(c / med(cpu, 'Knot')).toFixed(2)} | ${(c / med(cpu, 'reflector')).toFixed(2)} | ${Math.round(idle.get(t.name)!)} | ${med(lost, t.name)} |`;
       }),
     ];
     const logic = median([logicCost(), logicCost(), logicCost()]);

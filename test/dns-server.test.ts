@@ -11,10 +11,11 @@ import fs from 'node:fs/promises';
 import fsSync from 'node:fs';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { freshDatabaseUrl, stopOwnCluster } from './support/db.js';
-import { ADMIN_PASSWORD, httpJson, waitFor } from './support/server.js';
+import { ADMIN_PASSWORD, httpJson, waitFor, within } from './support/server.js';
 import { DnsServer } from '../src/dns/server.js';
 import { AnswerTable } from '../src/dns/answers.js';
-import { encode, TYPE } from '../src/dns/codec.js';
+import { decode, encode, TYPE } from '../src/dns/codec.js';
+import net from 'node:net';
 
 const onPath = (p: string) => (process.env.PATH ?? '').split(':').some((d) => fsSync.existsSync(path.join(d, p)));
 const missing = ['dig', 'kdig'].filter((p) => !onPath(p));
@@ -255,4 +256,33 @@ test('the CLI lists zones and the computed records', { skip }, async () => {
   assert.match(records, /^; zone cluster\.test serial \d+$/m);
   assert.match(records, /^n1\.cluster\.test\. 300 IN A 10\.77\.0\.11$/m);
   assert.match(records, /^_etcd-server\._tcp\.cluster\.test\. 300 IN SRV 0 10 2380 etcd\.cluster\.test\.$/m);
+});
+
+test('TCP: several queries on one connection (pipelined), idle connections closed', { skip }, async () => {
+  const s = new DnsServer({ host: '127.0.0.1', port: 0, tcpIdleMs: 300 });
+  await s.start();
+  s.table = server.dns.server!.table;
+  try {
+    const sock = net.connect(s.port, '127.0.0.1');
+    await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+    const frames = ['n1.cluster.test', 'n2.cluster.test', 'nope.cluster.test'].map((name, i) => {
+      const m = encode({ id: 100 + i, flags: 0x0100, questions: [{ name, type: TYPE.A, class: 1 }], answers: [], authorities: [], additionals: [] });
+      const h = Buffer.alloc(2); h.writeUInt16BE(m.length);
+      return Buffer.concat([h, m]);
+    });
+    const closed = new Promise<number>((r) => { const t0 = Date.now(); sock.once('close', () => r(Date.now() - t0)); });
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+    sock.write(Buffer.concat(frames)); // all three in one segment
+    const replies = await waitFor('three replies', async () => {
+      const out = [];
+      for (let at = 0; at + 2 <= buf.length && at + 2 + buf.readUInt16BE(at) <= buf.length; at += 2 + buf.readUInt16BE(at)) out.push(decode(buf.subarray(at + 2, at + 2 + buf.readUInt16BE(at))));
+      return out.length === 3 ? out : undefined;
+    }, 5000, 20);
+    assert.deepEqual(replies.map((m) => [m.id, m.flags & 0xf, m.answers.map((a) => a.data)]), [[100, 0, ['10.77.0.11']], [101, 0, ['10.77.0.12']], [102, 3, []]]);
+    const idle = await within(closed, 5000, -1);
+    assert.ok(idle > 0 && idle < 3000, `closed after ${idle} ms idle`);
+  } finally {
+    await s.stop();
+  }
 });
