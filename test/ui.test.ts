@@ -427,10 +427,14 @@ test('node detail: inventory, addresses, noderoles with their logs, events', asy
 test('networks and content packs pages; upload import', async () => {
   const r = await api('POST', '/api/v1/reservations', { mac: '52:54:00:aa:bb:99', subnet: 'admin', address: '10.77.0.21', hostname: 'spare' });
   assert.equal(r.status, 201, JSON.stringify(r.body));
+  const zone = await api('POST', '/api/v1/dns-zones', { name: 'lab.example.com' });
+  assert.equal(zone.status, 201, JSON.stringify(zone.body));
+  assert.equal((await api('POST', '/api/v1/dns-records', { zone: 'lab.example.com', name: 'gw', type: 'A', data: '10.77.0.1' })).status, 201);
   const page = await loggedIn();
   await page.goto(`${t.url}/networks`);
   await page.getByRole('cell', { name: '10.77.0.0/24' }).waitFor().catch(async (e) => { await shot(page, 'failed-networks'); throw e; });
   await page.getByRole('cell', { name: '52:54:00:aa:bb:99' }).waitFor().catch(async (e) => { await shot(page, 'failed-networks'); throw e; });
+  await page.getByRole('row').filter({ hasText: 'gw' }).filter({ hasText: '10.77.0.1' }).waitFor();
   await shot(page, '10-networks');
   await page.getByRole('link', { name: 'Content packs' }).click();
   await page.getByRole('cell', { name: 'test', exact: true }).waitFor();

@@ -1,5 +1,5 @@
 // Networks and names: DHCP subnets, leases and reservations; networks with their ranges and
-// allocations (as far as those features exist on this server: a missing collection is skipped).
+// allocations; DNS zones and static records (a collection this server lacks shows as not available).
 import { list } from '../api';
 import { useAsync, useCoalesced, useEvents } from '../hooks';
 import { LiveDot } from '../components';
@@ -31,8 +31,10 @@ export function Networks() {
   const networks = useAsync((s) => fetchOr('/api/v1/networks', s), []);
   const ranges = useAsync((s) => fetchOr('/api/v1/network-ranges', s), []);
   const allocations = useAsync((s) => fetchOr('/api/v1/network-allocations', s), []);
-  const reload = useCoalesced(() => { for (const x of [subnets, leases, reservations, networks, ranges, allocations]) x.reload(); }, 2000);
-  const live = useEvents({ type: 'subnet,dhcp,network,node.reservations' }, reload);
+  const zones = useAsync((s) => fetchOr('/api/v1/dns-zones', s), []);
+  const records = useAsync((s) => fetchOr('/api/v1/dns-records', s), []);
+  const reload = useCoalesced(() => { for (const x of [subnets, leases, reservations, networks, ranges, allocations, zones, records]) x.reload(); }, 2000);
+  const live = useEvents({ type: 'subnet,dhcp,network,node.reservations,dns' }, reload);
   return (
     <section className="page" aria-labelledby="net-title">
       <div className="page-head"><h1 id="net-title">Networks</h1><LiveDot live={live} /></div>
@@ -48,6 +50,10 @@ export function Networks() {
         cols={[['network', 'Network'], ['name', 'Name'], ['first', 'First'], ['last', 'Last'], ['allocated', 'Allocated', (r) => `${r.allocated} of ${r.size}`]]} />
       <Table title="Allocations" rows={allocations.data?.rows} total={allocations.data?.total} error={allocations.error}
         cols={[['node', 'Node'], ['network', 'Network'], ['range', 'Range'], ['address', 'Address', (r) => `${r.address}/${r.prefix}`]]} />
+      <Table title="DNS zones" rows={zones.data?.rows} total={zones.data?.total} error={zones.error}
+        cols={[['name', 'Zone'], ['kind', 'Kind'], ['ttl', 'TTL'], ['nameservers', 'Name servers'], ['serial', 'Serial']]} />
+      <Table title="DNS records" rows={records.data?.rows} total={records.data?.total} error={records.error}
+        cols={[['zone', 'Zone'], ['name', 'Name'], ['type', 'Type'], ['ttl', 'TTL'], ['data', 'Data', (r) => (typeof r.data === 'string' ? r.data : JSON.stringify(r.data))]]} />
     </section>
   );
 }
