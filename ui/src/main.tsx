@@ -35,16 +35,17 @@ function App() {
     window.addEventListener('fulcrum-session', on);
     return () => window.removeEventListener('fulcrum-session', on);
   }, []);
-  useEffect(() => { api<SetupStatus>('GET', '/api/v1/setup').then(setSetup, () => setSetup({ needed: false, reason: '', domain: null })); }, [session]);
+  // Only needed to choose between the wizard and the login page: a logged-in tab does not wait for it.
+  useEffect(() => { if (!session) api<SetupStatus>('GET', '/api/v1/setup').then(setSetup, () => setSetup({ needed: false, reason: '', domain: null })); }, [session]);
 
   useEffect(() => {
     const section = SECTIONS.find((s) => path.startsWith(s.to));
     document.title = section ? `${section.label} · Fulcrum` : 'Fulcrum';
   }, [path]);
 
-  if (!setup) return <main className="center" aria-busy="true"><p>Loading…</p></main>;
-  if (setup.needed && !session) {
-    return <Setup onDone={(s) => { saveSession(s); setSetup({ ...setup, needed: false }); go('/nodes'); }} />;
+  if (!session && !setup) return <main className="center" aria-busy="true"><p>Loading…</p></main>;
+  if (!session && setup?.needed) {
+    return <Setup onDone={(s) => { setSetup({ ...setup, needed: false }); saveSession(s); go('/nodes'); }} />;
   }
   if (!session) return <Login onLogin={(s) => saveSession(s)} />;
 
