@@ -20,7 +20,7 @@ export function ipToInt(ip: string): number {
   }
   return n * 256 + octet;
 }
-export const intToIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+export const intToIp = (n: number) => `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 
 export function inPools(subnet: Subnet, ip: string): boolean {
   const n = ipToInt(ip);
@@ -33,9 +33,9 @@ export function inCidr(cidr: string, ip: string): boolean {
   return ((ipToInt(ip) & mask) >>> 0) === ((ipToInt(net) & mask) >>> 0);
 }
 
+const MASKS = Array.from({ length: 33 }, (_, bits) => intToIp(bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0));
 export function netmask(cidr: string): string {
-  const bits = Number(cidr.split('/')[1]);
-  return intToIp(bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+  return MASKS[Number(cidr.slice(cidr.indexOf('/') + 1))];
 }
 
 const SUBNET_COLUMNS = `id, name, cidr::text, host(server_address) AS server_address, proxy, pools, routers::text[] AS routers,

@@ -30,6 +30,7 @@ export interface DhcpServerOptions {
 
 const TYPES = ['', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'NAK', 'RELEASE', 'INFORM'] as const;
 const ZERO = '0.0.0.0';
+const RECV_BUFFER = 4 * 1024 * 1024;
 
 /** `ping -c1` under a deadline: true when the address answers. */
 export function pingProbe(ip: string, timeoutMs: number): Promise<boolean> {
@@ -57,7 +58,9 @@ export class DhcpServer {
     await this.engine.ready();
     const bind = (port: number, address: string, onMessage?: (b: Buffer, r: dgram.RemoteInfo) => void) =>
       new Promise<dgram.Socket>((resolve, reject) => {
-        const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+        // A boot storm arrives in bursts: a larger receive buffer (the kernel caps it at
+        // net.core.rmem_max) rides them out instead of dropping DISCOVERs.
+        const s = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: RECV_BUFFER });
         s.once('error', reject);
         if (onMessage) s.on('message', onMessage);
         s.bind(port, address, () => { s.setBroadcast(true); s.removeListener('error', reject); s.on('error', (e) => this.opts.log?.(`dhcp socket: ${e.message}`)); resolve(s); });
