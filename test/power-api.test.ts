@@ -53,10 +53,41 @@ test('power settings are validated, sealed at rest and never returned', async ()
   assert.ok(!JSON.stringify(events).includes(PASSWORD));
 });
 
+test('the vm driver (a command the server runs) is refused unless the server is a lab', async () => {
+  assert.equal((await api('POST', '/api/v1/nodes', { name: 'p3.lab.test' })).status, 201);
+  delete process.env.FULCRUM_LAB_VM_POWER;
+  const r = await api('PUT', '/api/v1/nodes/p3.lab.test/power', { driver: 'vm', address: '/tmp/x.sock', launch: ['sh', '-c', 'touch /tmp/fulcrum-should-not-exist'] });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.field, 'driver');
+  assert.match(r.body.message, /FULCRUM_LAB_VM_POWER=1/);
+  assert.equal((await api('GET', '/api/v1/nodes/p3.lab.test/power')).status, 404, 'nothing stored');
+});
+
+test('a failed power action says why, with no password in the answer or the event', async () => {
+  const { startRedfishStandIn } = await import('../src/power/redfish-standin.js');
+  const bmc = await startRedfishStandIn({ username: 'admin', password: 'the-real-one' });
+  try {
+    assert.equal((await api('POST', '/api/v1/nodes', { name: 'p4.lab.test' })).status, 201);
+    const url = new URL(bmc.url);
+    assert.equal((await api('PUT', '/api/v1/nodes/p4.lab.test/power', { driver: 'redfish', scheme: 'http', address: url.hostname, port: Number(url.port), username: 'admin', password: PASSWORD })).status, 200);
+    const r = await api('POST', '/api/v1/nodes/p4.lab.test/power/actions', { action: 'on' });
+    assert.equal(r.status, 502);
+    assert.equal(r.body.error, 'power-failed');
+    assert.equal(r.body.retryable, false);
+    assert.match(r.body.message, /node p4\.lab\.test: BMC .*redfish.*admin/);
+    const failed = ((await api('GET', '/api/v1/events?type=node.power.failed')).body as any[]).filter((e) => e.payload.name === 'p4.lab.test');
+    assert.equal(failed.length, 1);
+    assert.ok(!JSON.stringify(r.body).includes(PASSWORD) && !JSON.stringify(failed).includes(PASSWORD), 'no password in the answer or the event');
+  } finally {
+    await bmc.close();
+  }
+});
+
 test('power actions drive a real QEMU through the vm driver and are recorded as events', async () => {
   assert.equal((await api('POST', '/api/v1/nodes', { name: 'p2.lab.test' })).status, 201);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-power-api-'));
   const qmp = path.join(dir, 'qmp.sock');
+  process.env.FULCRUM_LAB_VM_POWER = '1';
   try {
     const launch = ['qemu-system-x86_64', '-nodefaults', '-machine', 'pc', '-accel', 'tcg', '-m', '32', '-display', 'none', '-serial', 'null', '-S'];
     assert.equal((await api('PUT', '/api/v1/nodes/p2.lab.test/power', { driver: 'vm', address: qmp, launch })).status, 200);
@@ -78,9 +109,15 @@ test('power actions drive a real QEMU through the vm driver and are recorded as 
     const actions = ((await api('GET', '/api/v1/events?type=node.power')).body as any[]).filter((e) => e.type === 'node.power' && e.payload.name === 'p2.lab.test');
     assert.deepEqual(actions.map((e) => [e.payload.action, e.payload.state]), [['status', 'off'], ['pxe', null], ['on', 'on'], ['status', 'on'], ['off', 'off']]);
   } finally {
+    delete process.env.FULCRUM_LAB_VM_POWER;
     try { process.kill(Number(fs.readFileSync(`${qmp}.pid`, 'utf8')), 'SIGKILL'); } catch { /* not running */ }
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a replica with another secret key is refused before it seals or opens anything', async () => {
+  await assert.rejects(new SecretBox(Buffer.alloc(32, 9)).checkClusterKey(t.server.store), /not the one the cluster seals secrets with: give every replica the same FULCRUM_SECRET_KEY/);
+  await SecretBox.forDataDir(t.dataDir).checkClusterKey(t.server.store);
 });
 
 test('a secret key of the wrong size is refused with a clear message', () => {

@@ -5,6 +5,8 @@
 //   GET    /api/v1/nodes/:key/power          settings with secrets as "***"   nodes:read
 //   DELETE /api/v1/nodes/:key/power                                           nodes:write
 //   POST   /api/v1/nodes/:key/power/actions  {action: status|on|off|cycle|pxe|disk, persistent?}  nodes:power
+// The vm driver's settings are a command line the server runs: refused unless the server runs
+// with FULCRUM_LAB_VM_POWER=1.
 import type { FastifyInstance } from 'fastify';
 import { Type as T } from 'typebox';
 import { emit } from '../events/outbox.js';
@@ -71,8 +73,12 @@ export async function runPowerAction(config: PowerConfig, action: PowerRequest, 
 }
 
 export function registerPowerApi(app: FastifyInstance, store: Store, dataDir: string, policy: PowerPolicy = {}): void {
-  let box: SecretBox | undefined;
-  const secrets = () => (box ??= SecretBox.forDataDir(dataDir));
+  let box: Promise<SecretBox> | undefined;
+  const secrets = () => (box ??= (async () => {
+    const b = SecretBox.forDataDir(dataDir);
+    await b.checkClusterKey(store);
+    return b;
+  })().catch((err: Error) => { box = undefined; throw new FulcrumError('conflict', err.message); }));
   const view = async (nodeId: number) =>
     (await store.query('SELECT driver, settings, secrets, state, state_at, version FROM node_power WHERE node_id = $1', [nodeId])).rows[0];
 
@@ -84,8 +90,12 @@ export function registerPowerApi(app: FastifyInstance, store: Store, dataDir: st
     } catch (err) {
       throw invalid('power', (err as Error).message);
     }
+    if (settings.driver === 'vm' && process.env.FULCRUM_LAB_VM_POWER !== '1') {
+      // Its settings are a command the server runs: only for labs whose operators run the server.
+      throw invalid('driver', 'the vm power driver runs a command on the Fulcrum server; it is accepted only when the server runs with FULCRUM_LAB_VM_POWER=1 (labs)');
+    }
     const { clear, secret } = split(settings);
-    const sealed = Object.keys(secret).length ? secrets().seal(secret, context(node.id)) : null;
+    const sealed = Object.keys(secret).length ? (await secrets()).seal(secret, context(node.id)) : null;
     await store.tx(async (tx) => {
       await tx.query(
         `INSERT INTO node_power (node_id, driver, settings, secrets) VALUES ($1, $2, $3, $4)
@@ -113,8 +123,11 @@ export function registerPowerApi(app: FastifyInstance, store: Store, dataDir: st
   app.post('/api/v1/nodes/:key/power/actions', { config: { capability: 'nodes:power' }, schema: { body: PowerActionBody, tags: ['nodes'] } }, async (req, reply) => {
     const node = await nodeRow(store, (req.params as { key: string }).key);
     const { action, persistent } = req.body as { action: PowerRequest; persistent?: boolean };
-    const config = await nodePowerConfig(store, secrets(), node.id);
+    const config = await nodePowerConfig(store, await secrets(), node.id);
     if (!config) throw new FulcrumError('conflict', `node ${node.name} has no power settings; PUT /api/v1/nodes/${node.name}/power first`);
+    if (config.driver === 'vm' && process.env.FULCRUM_LAB_VM_POWER !== '1') {
+      throw new FulcrumError('conflict', `node ${node.name} uses the vm power driver, which this server does not run (FULCRUM_LAB_VM_POWER=1 is not set)`);
+    }
     const started = Date.now();
     let state: PowerState | undefined;
     let failure: PowerError | Error | undefined;

@@ -260,7 +260,8 @@ export class VmDriver implements PowerDriver {
     let childPid: number | undefined;
     try {
       const child = spawn(argv[0], argv.slice(1), {
-        env: this.config.env ?? process.env,
+        // Not the server's environment: it holds DATABASE_URL and FULCRUM_SECRET_KEY.
+        env: this.config.env ?? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
         detached: true,
         stdio: ['ignore', log, log],
       });

@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Sql } from './db.js';
 
 const VERSION = 1;
 
@@ -34,6 +35,24 @@ export class SecretBox {
     const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
     if (key.length !== 32) throw new TypeError(`${file} must hold 32 bytes in base64; it holds ${key.length}`);
     return new SecretBox(key);
+  }
+
+  /** Identifies the key without revealing it: HMAC-SHA256(key, a fixed label). */
+  fingerprint(): Buffer {
+    return crypto.createHmac('sha256', this.#key).update('fulcrum secret key check v1').digest();
+  }
+
+  /**
+   * Make sure this key is the cluster's: the first replica to use a key records its fingerprint;
+   * a replica with another key is refused, saying so (secret_key_check, migration 010).
+   */
+  async checkClusterKey(sql: Sql): Promise<void> {
+    const mine = this.fingerprint();
+    await sql.query('INSERT INTO secret_key_check (mac) VALUES ($1) ON CONFLICT (id) DO NOTHING', [mine]);
+    const stored = (await sql.query('SELECT mac FROM secret_key_check')).rows[0].mac as Buffer;
+    if (!stored.equals(mine)) {
+      throw new Error('this server\'s secret key is not the one the cluster seals secrets with: give every replica the same FULCRUM_SECRET_KEY (or the same secret.key file)');
+    }
   }
 
   /** version(1) | iv(12) | tag(16) | ciphertext; `context` (e.g. "node 12 power") is bound as associated data. */
