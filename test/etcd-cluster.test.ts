@@ -239,6 +239,15 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       { const h = await etcdctl(victim, ["endpoint", "health"]); assert.match(h.stdout + h.stderr, /is healthy/); }
       assert.equal(await memberCount(victim), 3);
 
+      // --- The unbound node bound again: its old data is discarded and it joins afresh. ---
+      assert.equal((await api('POST', '/api/v1/noderoles', { role: 'etcd', node: nodes[3].name, deployment: 'etcd' })).status, 201);
+      assert.equal((await api('POST', '/api/v1/deployments/etcd/commit')).status, 200);
+      await converged('the fourth member back', 120000);
+      await waitFor('four members again', async () => (await memberCount(nodes[0]).catch(() => 0)) === 4, 60000, 500);
+      const rejoin = ((await api('GET', `/api/v1/noderoles?role=etcd&node=${nodes[3].name}`)).body as any[])[0];
+      assert.match((await api('GET', `/api/v1/noderoles/${rejoin.id}`)).body.runlog, /removed earlier\): discarding the old data[\s\S]*joining the existing cluster/);
+      assert.equal((await etcdctl(nodes[3], ['get', '--print-value-only', 'fulcrum/hello'])).stdout.trim(), 'world');
+
       // --- Figures. ---
       // Jobs of unbound noderoles go with them: the figures are taken at four members.
       const perNode = countBy(jobs4, (j) => j.node);

@@ -78,6 +78,21 @@ LAUNCH
   echo "started etcd (pid $(cat "$PIDF")), log in $LOG"
 }
 members() { etcdctl --endpoints="$1" --command-timeout=10s member list 2>&1; }
+# membership ENDPOINTS add|remove ARGS...: etcd refuses membership changes for a few seconds after a
+# member (re)connects ("unhealthy cluster", its strict reconfiguration check): try again, bounded.
+membership() {
+  ep=$1; shift
+  n=0
+  while :; do
+    if OUT=$(etcdctl --endpoints="$ep" --command-timeout=20s member "$@" 2>&1); then printf '%s\n' "$OUT"; return 0; fi
+    n=$((n + 1))
+    case "$OUT" in
+      *"unhealthy cluster"*) if [ "$n" -lt 15 ]; then echo "etcd refuses membership changes for now (unhealthy cluster); retrying in 2 s" >&2; sleep 2; continue; fi ;;
+    esac
+    printf '%s\n' "$OUT" >&2
+    return 1
+  done
+}
 
 # MARKER: this node's member was healthy once (written at the end of a successful run).
 MARKER=$ROOT/var/lib/etcd/fulcrum-member
@@ -111,8 +126,7 @@ else
       echo "joining the existing cluster through $OTHERS"
       LIST=$(members "$OTHERS") || { echo "$LIST" >&2; echo "etcd: cannot list the members through $OTHERS" >&2; exit 1; }
       if ! knows_me "$LIST"; then
-        OUT=$(etcdctl --endpoints="$OTHERS" --command-timeout=20s member add "$NAME" --peer-urls="$PEER_URL" 2>&1) || { echo "$OUT" >&2; echo "etcd: member add failed" >&2; exit 1; }
-        echo "$OUT"
+        membership "$OTHERS" add "$NAME" --peer-urls="$PEER_URL" || { echo "etcd: member add failed" >&2; exit 1; }
         LIST=$(members "$OTHERS") || { echo "$LIST" >&2; exit 1; }
       fi
       # The initial cluster of a joining member: the started members, and itself.
@@ -174,7 +188,7 @@ if [ "$FIRST" = "$NAME" ]; then
     [ -n "$id" ] && [ -n "$peer" ] || continue
     case " $PEER_URLS" in *" $peer "*) continue ;; esac
     echo "member $id ($peer) is no longer bound: removing it"
-    etcdctl --endpoints="$CLIENT_URL" --command-timeout=20s member remove "$id"
+    membership "$CLIENT_URL" remove "$id" || { echo "etcd: member remove failed" >&2; exit 1; }
   done
 fi
 etcdctl --endpoints="$CLIENT_URL" --command-timeout=10s member list
