@@ -77,6 +77,8 @@ test('static serving: content types, caching, SPA fallback that leaves the serve
   assert.equal(asset.status, 200);
   assert.match(asset.headers.get('content-type')!, /^text\/javascript/);
   assert.equal(asset.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+  assert.equal(asset.headers.get('content-encoding'), 'gzip');
+  assert.ok((await asset.text()).length > 10000, 'the script arrives whole');
   const route = await fetch(`${t.url}/nodes/some-node`);
   assert.equal(route.status, 200, 'a client route gets the app');
   assert.match(await route.text(), /<div id="root">/);
@@ -473,6 +475,18 @@ test('accessibility basics: skip link and focus order, labels, a narrow window w
     assert.deepEqual(unlabeled, [], `${p}: unlabeled controls`);
   }
   await shot(page, '12-narrow-node-detail');
+  // Drag and drop has a form alternative that works from the keyboard.
+  await page.goto(t.url + '/deployments/ui');
+  await page.getByRole('button', { name: 'Propose' }).click();
+  await page.getByRole('status').filter({ hasText: 'propose: done' }).waitFor();
+  const bindNode = page.getByRole('combobox', { name: 'Node', exact: true });
+  await bindNode.focus();
+  await bindNode.selectOption(depNodes[2]);
+  await page.getByRole('combobox', { name: 'Role', exact: true }).selectOption('test-consumer');
+  await page.getByRole('button', { name: 'Bind', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('status').filter({ hasText: `bind test-consumer to ${depNodes[2]}: done` }).waitFor();
+  await page.locator(`td.cell[data-node="${depNodes[2]}"][data-role="test-consumer"][data-state="PROPOSED"]`).waitFor();
   await page.goto(t.url + '/nodes');
   await page.locator('main h1').waitFor();
   await page.keyboard.press('Tab');

@@ -2,7 +2,7 @@
 // Hashed files under /assets/ are immutable and cached for a year; index.html is revalidated on
 // every load. Any other path that is not a file and not an API, boot, metrics or health path gets
 // index.html, so client routes (/nodes/42) survive a reload. Everything is read into memory at
-// start (a few hundred kB) and gzipped once.
+// start (a few hundred kB) and gzipped once, when first asked for.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -22,7 +22,7 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 
 const ASSET_EXT = /\.(js|mjs|css|map|png|jpe?g|gif|svg|ico|webp|woff2?|ttf|json|txt|webmanifest)$/i;
 
-interface Asset { body: Buffer; gzip?: Buffer; type: string; immutable: boolean }
+interface Asset { body: Buffer; compressible: boolean; gzip?: Buffer; type: string; immutable: boolean }
 
 function loadAssets(root: string): Map<string, Asset> {
   const out = new Map<string, Asset>();
@@ -35,11 +35,7 @@ function loadAssets(root: string): Map<string, Asset> {
       const ext = path.extname(e.name);
       const body = fs.readFileSync(p);
       const text = /^(text|application\/json|image\/svg)/.test(TYPES[ext] ?? '');
-      out.set(rel, {
-        body, type: TYPES[ext] ?? 'application/octet-stream',
-        gzip: text && body.length > 1024 ? zlib.gzipSync(body, { level: 9 }) : undefined,
-        immutable: rel.startsWith('/assets/'),
-      });
+      out.set(rel, { body, type: TYPES[ext] ?? 'application/octet-stream', compressible: text && body.length > 1024, immutable: rel.startsWith('/assets/') });
     }
   };
   walk(root, 0);
@@ -61,7 +57,8 @@ export function registerUi(app: FastifyInstance, root: string): void {
     reply.header('cache-control', a.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     reply.header('vary', 'accept-encoding');
     if (a.type.startsWith('text/html')) { reply.header('content-security-policy', CSP); reply.header('referrer-policy', 'no-referrer'); }
-    const gz = a.gzip && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    const gz = a.compressible && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    if (gz) a.gzip ??= zlib.gzipSync(a.body, { level: 9 }); // once, on first use: servers that never serve the UI never pay for it
     if (gz) reply.header('content-encoding', 'gzip');
     return reply.send(gz ? a.gzip : a.body);
   };
