@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BootTree } from './boot-tree.js';
+import { BootTree, StaticRoot } from './boot-tree.js';
 import { BootPathError, safeSegments } from './tree.js';
-import { parseRange } from './http-boot.js';
+import { parseRange, serveBoot } from './http-boot.js';
 import { BUILTIN_BOOTENVS, render, renderBootFile } from './bootenvs.js';
 import type { Sql } from '../store/db.js';
 
@@ -84,4 +84,85 @@ test('templates are sandboxed: no file includes, bounded work', async () => {
   await assert.rejects(render('{% render "x" %}', {}));
   await assert.rejects(render('{% for i in (1..100000000) %}{{ i }}{% endfor %}', {}));
   assert.equal(await render('{{ a | upcase }}', { a: 'x' }), 'X');
+});
+
+const collect = (s: NodeJS.ReadableStream) => new Promise<Buffer>((resolve, reject) => {
+  const parts: Buffer[] = [];
+  s.on('data', (c: Buffer) => parts.push(c));
+  s.on('end', () => resolve(Buffer.concat(parts)));
+  s.on('error', reject);
+});
+
+test('static cache: a file replaced by a link out of the root is refused, even inside the revalidation window', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'boot-cache-'));
+  try {
+    await fs.writeFile(path.join(dir, 'big.img'), Buffer.alloc(100, 1));
+    await fs.writeFile(path.join(dir, 'small.cfg'), 'original');
+    const st = new StaticRoot(dir, { maxFileBytes: 50, revalidateMs: 60_000 });
+    const big = (await st.file(['big.img']))!;
+    assert.equal((await collect(big.stream!(0, 99))).length, 100);
+    assert.equal((await st.file(['small.cfg']))!.size, 8);
+    // Replaced by links to a secret outside, while the cache still trusts both paths.
+    await fs.rm(path.join(dir, 'big.img'));
+    await fs.symlink(path.join(outside, 'secret'), path.join(dir, 'big.img'));
+    await fs.rm(path.join(dir, 'small.cfg'));
+    await fs.symlink(path.join(outside, 'secret'), path.join(dir, 'small.cfg'));
+    const again = (await st.file(['big.img']))!;
+    await assert.rejects(collect(again.stream!(0, 9)), BootPathError, 'the stream refuses what it opened');
+    await assert.rejects(again.read(0, 9), BootPathError);
+    await assert.rejects(big.read(0, 9), BootPathError, 'a BootFile handed out earlier refuses too');
+    const small = (await st.file(['small.cfg']))!;
+    assert.equal((await small.read()).toString(), 'original', 'the cached bytes were read from inside the root');
+    // Past the window the paths are checked again: refused outright.
+    const fresh = new StaticRoot(dir, { maxFileBytes: 50 });
+    await assert.rejects(fresh.file(['big.img']), BootPathError);
+    await assert.rejects(fresh.file(['small.cfg']), BootPathError);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('static cache: concurrent first fetches share one read, the byte count stays exact, files changed on disk are served fresh', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'boot-cache-'));
+  try {
+    const file = path.join(dir, 'initrd.img');
+    await fs.writeFile(file, Buffer.alloc(1_000_000, 3));
+    const st = new StaticRoot(dir, { revalidateMs: 0, maxTotalBytes: 2_500_000 });
+    const all = await Promise.all(Array.from({ length: 50 }, () => st.file(['initrd.img'])));
+    assert.ok(all.every((f) => f!.size === 1_000_000));
+    assert.equal(st.cachedBytes, 1_000_000, 'one copy in memory');
+    await fs.writeFile(file, Buffer.alloc(10, 4));
+    assert.deepEqual([...(await (await st.file(['initrd.img']))!.read())], Array(10).fill(4), 'a changed file is read again');
+    assert.equal(st.cachedBytes, 10);
+    await fs.rm(file);
+    assert.equal(await st.file(['initrd.img']), null);
+    assert.equal(st.cachedBytes, 0, 'a removed file leaves nothing counted');
+    // The budget: the least recently used is evicted.
+    for (const n of ['a', 'b', 'c']) await fs.writeFile(path.join(dir, n), Buffer.alloc(1_000_000, 5));
+    for (const n of ['a', 'b', 'c']) await st.file([n]);
+    assert.equal(st.cachedBytes, 2_000_000, 'within 2.5 MB: the oldest of three 1 MB files went');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('serving a large file that disappears ends the response, not the process', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'boot-cache-'));
+  const http = await import('node:http');
+  try {
+    await fs.writeFile(path.join(dir, 'big.img'), Buffer.alloc(200, 1));
+    const st = new StaticRoot(dir, { maxFileBytes: 50, revalidateMs: 60_000 });
+    const tree = { resolve: (r: { path: string }) => st.file(safeSegments(r.path)) };
+    await st.file(['big.img']);
+    await fs.rm(path.join(dir, 'big.img'));
+    const server = http.createServer((req, res) => { void serveBoot(tree, req, res, req.url!.slice(1)); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const outcome = await fetch(`http://127.0.0.1:${port}/big.img`).then((r) => r.arrayBuffer().then(() => 'complete', () => 'cut'), () => 'cut');
+    assert.equal(outcome, 'cut', 'the response is cut short');
+    assert.equal((await fetch(`http://127.0.0.1:${port}/missing`)).status, 404, 'and the server still answers');
+    server.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

@@ -43,16 +43,23 @@ export interface StaticCacheOptions {
   revalidateMs?: number;
 }
 
-interface Entry { real: string; ino: number; size: number; mtimeMs: number; checkedAt: number; buf?: Buffer }
+interface Entry { real: string; dev: number; ino: number; size: number; mtimeMs: number; checkedAt: number; buf?: Buffer }
+
+const sameFile = (e: Entry, st: fs.Stats) => e.dev === st.dev && e.ino === st.ino && e.size === st.size && e.mtimeMs === st.mtimeMs;
 
 /**
- * Static files under one root, as a boot storm wants them: a path is resolved (realpath, checked
- * to stay under the root) and stat'ed at most once per `revalidateMs`; files up to `maxFileBytes`
- * are served from memory, kept while their (inode, size, mtime) is unchanged. Larger files stream
- * from disk in 1 MiB reads. A file replaced on disk is served fresh within `revalidateMs`.
+ * Static files under one root, as a boot storm wants them: a path is checked at most once per
+ * `revalidateMs`, files up to `maxFileBytes` are served from memory while their (device, inode,
+ * size, mtime) is unchanged, larger ones stream from disk in 1 MiB reads. Concurrent first fetches
+ * of one file share one read.
+ *
+ * No answer comes from outside the root: every open is checked by what the kernel actually opened
+ * (/proc/self/fd), not by a path resolved beforehand — a file replaced by a link out of the root,
+ * even between two checks, is refused.
  */
 export class StaticRoot {
   readonly #entries = new Map<string, Entry>();
+  readonly #loading = new Map<string, Promise<Entry | null>>();
   #bytes = 0;
   #root: { real: string | null; checkedAt: number } | undefined;
   readonly #maxFile: number;
@@ -70,40 +77,50 @@ export class StaticRoot {
 
   async file(segs: string[]): Promise<BootFile | null> {
     const key = segs.join('/');
-    const now = Date.now();
     const hit = this.#entries.get(key);
-    if (hit && now - hit.checkedAt < this.#revalidateMs) return this.#serve(key, hit);
-    const rootReal = await this.#rootReal(now);
-    if (!rootReal) return null;
-    const real = await fsp.realpath(path.join(rootReal, ...segs)).catch(() => null);
-    if (!real) { this.#drop(key); return null; }
-    if (real !== rootReal && !real.startsWith(rootReal + path.sep)) throw new BootPathError(`path escapes its root through a link`);
-    const st = await fsp.stat(real).catch(() => null);
-    if (!st?.isFile()) { this.#drop(key); return null; }
-    if (hit && hit.real === real && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) {
-      hit.checkedAt = now;
-      return this.#serve(key, hit);
+    if (hit && Date.now() - hit.checkedAt < this.#revalidateMs) return this.#serve(key, hit);
+    let loading = this.#loading.get(key);
+    if (!loading) {
+      loading = this.#load(key, segs, hit).finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
     }
-    this.#drop(key);
-    const entry: Entry = { real, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkedAt: now };
-    if (st.size <= this.#maxFile && st.size <= this.#maxTotal) {
-      entry.buf = await fsp.readFile(real);
-      entry.size = entry.buf.length;
-      for (const [k, e] of this.#entries) {
-        if (this.#bytes + entry.size <= this.#maxTotal) break;
-        if (e.buf) this.#drop(k);
-      }
-      this.#bytes += entry.size;
-    }
-    this.#entries.set(key, entry);
-    return this.#serve(key, entry);
+    const entry = await loading;
+    return entry ? this.#serve(key, entry) : null;
   }
 
-  async #rootReal(now: number): Promise<string | null> {
+  async #load(key: string, segs: string[], hit: Entry | undefined): Promise<Entry | null> {
+    const now = Date.now();
     if (!this.#root || now - this.#root.checkedAt >= this.#revalidateMs) {
       this.#root = { real: await fsp.realpath(this.dir).catch(() => null), checkedAt: now };
     }
-    return this.#root.real;
+    const rootReal = this.#root.real;
+    const opened = rootReal ? await openUnder(rootReal, path.join(rootReal, ...segs)) : null;
+    if (!opened) { this.#drop(key); return null; }
+    try {
+      const st = await opened.fh.stat();
+      if (!st.isFile()) { this.#drop(key); return null; }
+      if (hit && hit.real === opened.real && sameFile(hit, st)) {
+        hit.checkedAt = now;
+        return hit;
+      }
+      const entry: Entry = { real: opened.real, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkedAt: now };
+      if (st.size <= this.#maxFile && st.size <= this.#maxTotal) {
+        entry.buf = await opened.fh.readFile();
+        entry.size = entry.buf.length;
+      }
+      this.#drop(key);
+      if (entry.buf) {
+        for (const [k, e] of this.#entries) {
+          if (this.#bytes + entry.size <= this.#maxTotal) break;
+          if (e.buf) this.#drop(k);
+        }
+        this.#bytes += entry.size;
+      }
+      this.#entries.set(key, entry);
+      return entry;
+    } finally {
+      await opened.fh.close();
+    }
   }
 
   #drop(key: string): void {
@@ -118,20 +135,53 @@ export class StaticRoot {
     this.#entries.delete(key);
     this.#entries.set(key, e);
     if (e.buf) return bufferFile(e.buf);
-    const { real, size } = e;
+    const root = this.#root?.real ?? '';
+    // Large files are opened per request; what was opened must still be this entry's file.
+    const check = (fd: number) => {
+      const real = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (!isUnder(root, real)) throw new BootPathError('path escapes its root through a link');
+      const st = fs.fstatSync(fd);
+      if (!sameFile(e, st)) throw new BootPathError(`${e.real} changed on disk while being served; fetch it again`);
+    };
     return {
-      size,
-      async read(s = 0, end = size - 1) {
-        const fh = await fsp.open(real, 'r');
+      size: e.size,
+      async read(s = 0, end = e.size - 1) {
+        const fh = await fsp.open(e.real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
         try {
+          check(fh.fd);
           const buf = Buffer.alloc(end - s + 1);
           await fh.read(buf, 0, buf.length, s);
           return buf;
         } finally { await fh.close(); }
       },
-      stream: (s = 0, end = size - 1) => fs.createReadStream(real, { start: s, end, highWaterMark: 1024 * 1024 }),
+      stream: (s = 0, end = e.size - 1) => {
+        const stream = fs.createReadStream(e.real, { start: s, end, highWaterMark: 1024 * 1024 });
+        // 'open' comes before the first read: a wrong file is refused before any byte is sent.
+        stream.once('open', (fd: number) => {
+          try { check(fd); } catch (err) { stream.destroy(err as Error); }
+        });
+        return stream;
+      },
     };
   }
+}
+
+const isUnder = (root: string, real: string) => real === root || real.startsWith(root + path.sep);
+
+/** Open `candidate` (following links, as the OS does) and accept it only if what was opened lies under `rootReal`. */
+async function openUnder(rootReal: string, candidate: string): Promise<{ fh: fsp.FileHandle; real: string } | null> {
+  let fh: fsp.FileHandle;
+  try {
+    // O_NONBLOCK: a FIFO planted in the tree must not hang the open (it is then refused as not a file).
+    fh = await fsp.open(candidate, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  const real = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => null);
+  if (real && isUnder(rootReal, real)) return { fh, real };
+  await fh.close();
+  if (!real) return null;
+  throw new BootPathError('path escapes its root through a link');
 }
 
 export class BootTree implements FileTree {

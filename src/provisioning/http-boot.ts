@@ -2,6 +2,7 @@
 // /boot on the API port and, when a boot address is configured, on its own listener there.
 // Firmware cannot authenticate, so this path is public and read-only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
 import { BootPathError, type FileTree } from './tree.js';
 import { bootFiles } from '../metrics.js';
 
@@ -55,7 +56,9 @@ export async function serveBoot(tree: FileTree, req: IncomingMessage, res: Serve
   else res.writeHead(200, headers);
   if (req.method === 'HEAD' || file.size === 0) { res.end(); return; }
   if (file.stream) {
-    file.stream(start, end).pipe(res);
+    // pipeline: a read error (file removed, refused) ends the response instead of the process, and
+    // a client that goes away closes the file.
+    pipeline(file.stream(start, end) as NodeJS.ReadableStream & Readable, res, () => {});
     return;
   }
   res.end(await file.read(start, end));
