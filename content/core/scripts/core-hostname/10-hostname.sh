@@ -14,7 +14,7 @@ put() {
 }
 CHANGED=0
 printf '%s\n' "$SHORT" | put "$ROOT/etc/hostname"
-touch "$ROOT/etc/hosts"
+[ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
 { grep -v '# fulcrum-hostname$' "$ROOT/etc/hosts" || true; printf '127.0.1.1\t%s %s # fulcrum-hostname\n' "$NAME" "$SHORT"; } | put "$ROOT/etc/hosts"
 # The running system only on a real root (namespace nodes share the host's UTS name).
 if [ -z "$ROOT" ] && [ "$(hostname)" != "$SHORT" ]; then

@@ -16,7 +16,7 @@ while IFS= read -r k; do
 done < "$KEYS"
 FILE=$HOME_DIR/.ssh/authorized_keys
 mkdir -p "$HOME_DIR/.ssh" && chmod 700 "$HOME_DIR/.ssh"
-touch "$FILE"
+[ -e "$FILE" ] || : > "$FILE"
 {
   sed '/^# BEGIN fulcrum core-ssh-keys$/,/^# END fulcrum core-ssh-keys$/d' "$FILE"
   echo "# BEGIN fulcrum core-ssh-keys"; cat "$KEYS"; echo "# END fulcrum core-ssh-keys"
