@@ -78,17 +78,22 @@ export function registerSetupApi(app: FastifyInstance, store: Store): void {
   app.post('/api/v1/setup', { config: { public: true }, schema: { body: SetupBody } }, async (req, reply) => {
     const b = req.body as { setup_code: string; admin_password: string; domain: string; network: { cidr: string; gateway: string; pool_first?: string; pool_last?: string; dns?: string[] } };
     const pool = poolFor(b.network.cidr, b.network.gateway, b.network.pool_first, b.network.pool_last);
+    if (b.admin_password === b.setup_code) throw invalid('admin_password', 'admin_password: choose a new password, not the setup code');
+    // Checked before any lock is taken: a stream of wrong codes holds nothing.
+    const before = await setupStatus(store);
+    if (!before.needed) throw conflict(`setup is not available: ${before.reason}; log in instead`);
+    const admin = await store.query(`SELECT id, password_hash FROM users WHERE name = 'admin'`);
+    if (!admin.rowCount || !(await verifyPassword(b.setup_code, admin.rows[0].password_hash))) {
+      throw new FulcrumError('unauthorized', 'setup_code: wrong setup code; it is the admin password the server printed at its first start (or FULCRUM_ADMIN_PASSWORD)', 'setup_code');
+    }
     const hash = await hashPassword(b.admin_password);
     const token = await store.tx(async (tx) => {
-      // The settings row is the lock: a second wizard racing this one waits here, then sees it done.
+      // The settings table is the lock: a second wizard racing this one waits here, then sees it done.
       await tx.query(`LOCK TABLE settings IN SHARE ROW EXCLUSIVE MODE`);
       const st = await setupStatus(tx);
       if (!st.needed) throw conflict(`setup is not available: ${st.reason}; log in instead`);
-      const admin = await tx.query(`SELECT id, password_hash FROM users WHERE name = 'admin'`);
-      if (!admin.rowCount || !(await verifyPassword(b.setup_code, admin.rows[0].password_hash))) {
-        throw new FulcrumError('unauthorized', 'setup_code: wrong setup code; it is the admin password the server printed at its first start (or FULCRUM_ADMIN_PASSWORD)', 'setup_code');
-      }
-      if (b.admin_password === b.setup_code) throw invalid('admin_password', 'admin_password: choose a new password, not the setup code');
+      const now = await tx.query(`SELECT password_hash FROM users WHERE id = $1`, [admin.rows[0].id]);
+      if (now.rows[0]?.password_hash !== admin.rows[0].password_hash) throw conflict('the admin password changed while setting up; use the new one as the setup code');
       await tx.query(`UPDATE users SET password_hash = $2, version = version + 1, updated_at = now() WHERE id = $1`, [admin.rows[0].id, hash]);
       // Old tokens issued with the setup code stop working.
       await tx.query(`DELETE FROM tokens WHERE user_id = $1`, [admin.rows[0].id]);
