@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readPack } from '../src/content/pack.js';
 import { projectRoot } from '../src/paths.js';
-import { registerInternalServices } from '../src/services/registry.js';
+import { pokeResolvers, registerInternalServices } from '../src/services/registry.js';
 import { startTestServer, waitFor } from './support/server.js';
 import { stopOwnCluster } from './support/db.js';
 
@@ -64,6 +64,15 @@ test('service registry: internal and external services, resolution, and re-runs 
       return { count: jobs.length, attribs: last.input.attribs };
     };
     assert.deepEqual((await ranWith()).attribs['service-ntp'], ['10.1.0.1'], 'one attrib lookup gives the addresses');
+
+    // An unchanged registry re-runs nothing: a replica registering the same services again (a
+    // restart), or the leader's periodic check, finds the resolver's answer current.
+    const resolverRuns = async () => ((await api('GET', `/api/v1/jobs?noderole=${resolver.id}`)).body as any[]).length;
+    assert.equal(await resolverRuns(), 1);
+    await registerInternalServices(t.server.store, t.server.replicaId, [{ name: 'ntp', addresses: ['10.1.0.1'], port: 123 }]);
+    assert.equal(await t.server.store.tx((tx) => pokeResolvers(tx, 'check')), 0);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await resolverRuns(), 1, 'nothing re-ran');
 
     // The operator registers an external NTP server: it wins, and the wanting role runs again with it.
     assert.equal((await api('POST', '/api/v1/services', { name: 'ntp', addresses: ['192.0.2.123', '192.0.2.124'] })).status, 201);

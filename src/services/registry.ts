@@ -8,6 +8,7 @@
 import type { Sql, Store, Tx } from '../store/db.js';
 import { emit } from '../events/outbox.js';
 import { pokeIfActive } from '../model/deployments.js';
+import { sameValue } from '../model/data.js';
 import type { RunContext, JigResult } from '../annealer/jigs.js';
 
 /** Services roles look for; each is always in the resolved map (null when nobody provides it). */
@@ -51,9 +52,10 @@ export async function pokeResolvers(tx: Tx, reason: string): Promise<number> {
   return poked;
 }
 
+/** The wall comes back from jsonb with its keys reordered: compare canonically. */
 const sameServices = (before: Record<string, unknown>, now: ResolvedServices) => {
   const names = new Set([...Object.keys(before), ...Object.keys(now)]);
-  for (const n of names) if (JSON.stringify(before[n] ?? null) !== JSON.stringify(now[n] ?? null)) return false;
+  for (const n of names) if (!sameValue(before[n] ?? null, now[n] ?? null)) return false;
   return true;
 };
 

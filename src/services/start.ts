@@ -4,8 +4,10 @@
 import type { Store } from '../store/db.js';
 import type { EventStream } from '../events/stream.js';
 import { registerServerRole } from '../annealer/jigs.js';
-import { RESOLVER_ROLE, registerInternalServices, resolverRole, type InternalService } from './registry.js';
+import { RESOLVER_ROLE, pokeResolvers, registerInternalServices, resolverRole, type InternalService } from './registry.js';
 import { clusterPeersRole, watchClusterPeers, type ClusterPeersSpec } from './cluster-peers.js';
+
+const RECHECK_MS = 30_000;
 
 /** Cluster workloads shipped with Fulcrum whose members need their peers (content/etcd). */
 export const CLUSTERS: ClusterPeersSpec[] = [{ peersRole: 'etcd-peers', clusterRole: 'etcd', attrib: 'etcd-peers' }];
@@ -48,8 +50,15 @@ export async function startServices(o: ServiceOptions): Promise<{ stop(): void; 
   const unwatch = watchClusterPeers(o.store, o.events, o.isLeader, CLUSTERS, o.log);
   const own = internalServices(o);
   await registerInternalServices(o.store, o.replicaId, own);
+  // A replica removed as dead takes its rows along (ON DELETE CASCADE) without telling anyone:
+  // the leader compares the resolvers' answers with the registry now and then.
+  const check = setInterval(() => {
+    if (!o.isLeader()) return;
+    o.store.tx((tx) => pokeResolvers(tx, 'the service registry changed (a server replica went away)'))
+      .catch((err) => o.log(`service registry check: ${(err as Error).message}`));
+  }, RECHECK_MS);
   return {
-    stop: unwatch,
+    stop: () => { clearInterval(check); unwatch(); },
     /** For services started later in the process (DNS, NTP): registered beside the others. */
     register: (extra) => {
       for (const e of extra) own.splice(0, own.length, ...own.filter((x) => x.name !== e.name), e);
