@@ -29,7 +29,7 @@ const selected = only.length ? all.filter((f) => only.some((o) => f.includes(o))
 // System packages the network suites need, installed once before suites run in parallel (as root;
 // otherwise the suites that need them fail and say what is missing).
 if (process.getuid?.() === 0) {
-  const groups = (process.env.FULCRUM_TEST_PACKAGES ?? 'net vm workload browser').split(/[ ,]+/).filter(Boolean);
+  const groups = (process.env.FULCRUM_TEST_PACKAGES ?? 'net vm workload browser dns').split(/[ ,]+/).filter(Boolean);
   const r = spawnSync('sh', [path.join(root, 'scripts', 'install-system-packages.sh'), ...groups], { stdio: 'inherit' });
   if (r.status !== 0) { console.error(`installing system packages (${groups.join(' ')}) failed`); process.exit(1); }
 }
