@@ -28,6 +28,9 @@ const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 const text = (reply: FastifyReply, status: number, lines: Record<string, unknown>) =>
   reply.status(status).type('text/plain; charset=utf-8').send(Object.entries(lines).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
 
+/** Seconds an agent has to confirm a job it was handed before the claim lapses. */
+export const CLAIM_CONFIRM_S = 10;
+
 /** Registrations allowed per source address per minute. */
 const REGISTER_LIMIT = 60;
 
@@ -70,9 +73,6 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
         await setMacs(tx, node, [...new Set([...macs, ...((await tx.query(`SELECT mac::text FROM node_macs WHERE node_id = $1`, [n.id])).rows.map((r) => r.mac))])]);
         await updateNode(tx, n.id, { alive: true, inventory });
         await emit(tx, { type: 'node.registered', object_kind: 'node', object_id: n.id, node_id: n.id, payload: { name: n.name, again: true } });
-        // A new boot: the agent of the last one is gone. Its token goes too, so a long-poll it left
-        // behind (a node powered off holds no FIN to end it) can no longer claim this node's jobs.
-        await tx.query(`DELETE FROM tokens WHERE node_id = $1 AND name = 'agent'`, [n.id]);
         return { status: 200, lines: { node: n.id, name: n.name, token: await issueToken(tx, { node_id: n.id }, 'agent') } };
       }
       const name = `d${macs[0].replace(/:/g, '')}.fulcrum.internal`;
@@ -123,11 +123,14 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
     try {
       for (;;) {
         changed = false;
+        // Unclaimed, or claimed and not confirmed in time: the bundle went to a request whose
+        // machine is gone (powered off mid-poll: no FIN ever ends that request).
         const r = await store.query(
-          `UPDATE jobs SET claimed_at = clock_timestamp() WHERE id = (
-             SELECT id FROM jobs WHERE node_id = $1 AND state = 'running' AND claimed_at IS NULL AND jig = ANY($2)
+          `UPDATE jobs SET claimed_at = clock_timestamp(), claimed_by = $3, acked_at = NULL WHERE id = (
+             SELECT id FROM jobs WHERE node_id = $1 AND state = 'running' AND jig = ANY($2)
+               AND (claimed_at IS NULL OR (acked_at IS NULL AND claimed_at < clock_timestamp() - make_interval(secs => $4)))
                AND EXISTS (SELECT 1 FROM tokens WHERE id = $3) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-           RETURNING id, input`, [node.id, AGENT_JIGS, node.token_id]);
+           RETURNING id, input`, [node.id, AGENT_JIGS, node.token_id, CLAIM_CONFIRM_S]);
         if (r.rowCount) {
           const job = r.rows[0];
           await store.tx((tx) => emit(tx, { type: 'job.claimed', object_kind: 'job', object_id: job.id, node_id: node.id, payload: { node: node.name } }));
@@ -174,6 +177,18 @@ export function registerAgentApi(app: FastifyInstance, store: Store, log: (m: st
       if (closed || Date.now() >= deadline) return text(reply, 200, { bootenv: r.bootenv, served: 0, error: `the node boots ${r.bootenv}, not ${q.expect}` });
       await new Promise((res) => setTimeout(res, 200));
     }
+  });
+
+  // The agent confirms a claim before it runs the job (and runs nothing it cannot confirm).
+  app.post('/api/v1/agent/jobs/:id/ack', cfg, async (req, reply) => {
+    const node = await nodeOf(req, reply);
+    if (!node) return;
+    const id = Number((req.params as { id: string }).id);
+    const r = await store.query(
+      `UPDATE jobs SET acked_at = clock_timestamp() WHERE id = $1 AND node_id = $2 AND state = 'running' AND claimed_by = $3 AND acked_at IS NULL
+         AND claimed_at >= clock_timestamp() - make_interval(secs => $4) RETURNING id`, [id, node.id, node.token_id, CLAIM_CONFIRM_S]);
+    if (!r.rowCount) return text(reply, 409, { error: `job ${id} is not claimed by this request's agent (claim lapsed, or taken by another)` });
+    return text(reply, 200, { ok: 1 });
   });
 
   const ownJob = async (node: { id: number }, id: number) =>

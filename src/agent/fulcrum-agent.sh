@@ -178,6 +178,13 @@ run_job() {
   printf '#!/bin/sh\nprintf "%%s" "${1:-}" > "$FULCRUM_DIR/reboot"\n' > "$work/bin/fulcrum-reboot"
   chmod +x "$work/bin/"*
   . "$work/env"
+  # Confirm the claim before running anything: a job whose claim lapsed (another request of this
+  # node has it now) is not ours to run.
+  http POST "/api/v1/agent/jobs/$FULCRUM_JOB/ack" > /dev/null
+  if [ "$(status)" != 200 ]; then
+    log "job $FULCRUM_JOB: not confirmed (status $(status)); leaving it"
+    return 0
+  fi
   log "job $FULCRUM_JOB: role $FULCRUM_ROLE"
   code=0
   for s in "$work"/scripts/*; do
@@ -204,7 +211,19 @@ run_job() {
       printf 'wall.%s=%s\n' "${w##*/}" "$(base64 < "$w" | tr -d '\n')"
     done
   } > "$work/result"
-  http POST "/api/v1/agent/jobs/$FULCRUM_JOB/complete" "$work/result" > "$work/completed"
+  # The exit bits (stop, power off, reboot) are acted on only once the server has the result.
+  tries=0
+  until http POST "/api/v1/agent/jobs/$FULCRUM_JOB/complete" "$work/result" > "$work/completed" && [ "$(status)" = 200 ]; do
+    tries=$((tries + 1))
+    case "$(status)" in
+      4??) log "the server refused the result of job $FULCRUM_JOB ($(status): $(cat "$work/completed")); not acting on its exit code"; return 0 ;;
+    esac
+    if [ "$tries" -ge 20 ]; then
+      log "could not report job $FULCRUM_JOB to $API (status $(status)); not acting on its exit code"
+      return 0
+    fi
+    sleep 3
+  done
   return "$code"
 }
 
@@ -220,6 +239,9 @@ fetch() {
 # then kexec when the bootenv allows it and kexec works, else a firmware reboot.
 reboot_into() {
   want=$1 tries=0
+  case "$want" in
+    *[!A-Za-z0-9._-]*) log "not rebooting: bad bootenv name '$want'"; return 1 ;;
+  esac
   while :; do
     http GET "/api/v1/agent/boot?wait=$WAIT${want:+&expect=$want}" > "$STATE/boot"
     [ "$(status)" = 200 ] && [ "$(kv served "$STATE/boot")" = 1 ] && break
@@ -235,22 +257,36 @@ reboot_into() {
     ok=1
     fetch "$(kv kernel "$STATE/boot")" "$k/kernel" || ok=0
     # Several initrds are concatenated: the kernel unpacks each cpio archive in turn.
+    set -f  # URLs are split on spaces only, never globbed
     for u in $(kv initrds "$STATE/boot"); do
       [ "$ok" = 1 ] && fetch "$u" "$k/part" && cat "$k/part" >> "$k/initrd" || ok=0
     done
+    set +f
     if [ "$ok" = 1 ] && "$kexec" -l "$k/kernel" --initrd="$k/initrd" --command-line="$(kv cmdline "$STATE/boot")"; then
       log "booting $(kv bootenv "$STATE/boot") with kexec"
-      "$kexec" -e
+      # An installed system shuts down in order first (systemd runs the loaded kernel at the end).
+      if [ -z "${FULCRUM_KEXEC:-}" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl kexec
+      else
+        sync
+        "$kexec" -e
+      fi
     fi
     log "kexec did not work; rebooting through the firmware"
   fi
   log "rebooting into $(kv bootenv "$STATE/boot")"
-  eval "${FULCRUM_REBOOT:-reboot -f 2>/dev/null || reboot}"
+  eval "${FULCRUM_REBOOT:-$(machine_cmd reboot)}"
+}
+
+# reboot / poweroff: through systemd on an installed system (an orderly shutdown), else at once.
+machine_cmd() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then echo "systemctl $1"
+  else echo "sync; $1 -f 2>/dev/null || $1"; fi
 }
 
 act_on() {
   code=$1
-  [ $((code & 32)) -ne 0 ] && { log "powering off as the job asked"; eval "${FULCRUM_POWEROFF:-poweroff -f 2>/dev/null || poweroff}"; exit 0; }
+  [ $((code & 32)) -ne 0 ] && { log "powering off as the job asked"; eval "${FULCRUM_POWEROFF:-$(machine_cmd poweroff)}"; exit 0; }
   if [ $((code & 64)) -ne 0 ] && [ "$(kv reboot "$STATE/job/completed")" = refused ]; then
     log "not rebooting: Fulcrum refused the bootenv the job asked for (see the job's log)"
     code=$((code & ~64))
