@@ -271,6 +271,10 @@ test('bulk actions: make the selected nodes unavailable', async () => {
   const rows = (await api('GET', '/api/v1/nodes?q=bulk-0001')).body as Array<{ available: boolean }>;
   assert.equal(rows.length, 10);
   assert.ok(rows.every((n) => !n.available));
+  // A change made elsewhere appears in the list by itself (node events, coalesced reload).
+  assert.equal((await api('PATCH', '/api/v1/nodes/bulk-00012.sim.fulcrum.internal', { available: true })).status, 200);
+  await page.locator('.vrow').filter({ hasText: 'bulk-00012.sim.fulcrum.internal' }).getByText('available', { exact: true }).waitFor({ timeout: 10000 });
+  noJsErrors(page);
   await page.context().close();
 });
 

@@ -70,7 +70,10 @@ export function Nodes() {
   // Live: at most one reload of the pages on screen every 1.5 s, however many events arrive.
   const refresh = useCoalesced(() => {
     const gen = generation.current;
-    for (const p of visiblePages()) { loading.current.delete(p); void fetchPage(p, gen); }
+    const visible = visiblePages();
+    // Pages off screen are dropped, so they are fetched fresh when scrolled back to.
+    setPages((old) => new Map([...old].filter(([p]) => visible.includes(p))));
+    for (const p of visible) { loading.current.delete(p); void fetchPage(p, gen); }
   }, 1500);
   const live = useEvents({ type: 'node,noderole.state' }, refresh);
 
