@@ -102,7 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const admin = await ensureAdmin(store);
   if (admin.created) {
     log(admin.password
-      ? `created user admin with password ${admin.password} (shown once; set FULCRUM_ADMIN_PASSWORD to choose it)`
+      ? `created user admin with password ${admin.password} (shown once; set FULCRUM_ADMIN_PASSWORD to choose it); it is also the setup code of the web UI's first-run wizard`
       : 'created user admin with the password from FULCRUM_ADMIN_PASSWORD');
   }
 
