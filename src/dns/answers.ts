@@ -22,6 +22,19 @@ export interface Prepared {
   ar: number;
   /** Answer, authority and additional sections, encoded after a question at offset 12. */
   body: Buffer;
+  /** A pool (an RRset of several records): the same reply with the records rotated, served in turn. */
+  rotations?: Prepared[];
+  turn?: number;
+}
+
+const MAX_ROTATIONS = 8;
+
+/** Round robin over a pool's rotations (a plain reply is returned as is). */
+function pick(p: Prepared): Prepared {
+  const r = p.rotations;
+  if (!r) return p;
+  p.turn = ((p.turn ?? 0) + 1) % r.length;
+  return r[p.turn];
 }
 
 const MAX_LAZY = 50_000;
@@ -58,7 +71,7 @@ export class AnswerTable {
       // Names with escapes or non-ASCII bytes take the slow path only (the fast key lower-cases latin1).
       const wireKey = /[\\\x80-\uffff]/.test(name) ? undefined : wireName(name);
       for (const type of types.keys()) {
-        const p = this.build(name, type);
+        const p = this.prepare(name, type);
         this.eager.set(`${type}:${name}`, p);
         if (wireKey === undefined) continue;
         let m = this.wire.get(type);
@@ -69,7 +82,7 @@ export class AnswerTable {
   }
 
   /** The prepared answer for a question given as its wire-format name (latin1, lower-cased) and type. */
-  lookupWire(name: string, qtype: number): Prepared | undefined { return this.wire.get(qtype)?.get(name); }
+  lookupWire(name: string, qtype: number): Prepared | undefined { const p = this.wire.get(qtype)?.get(name); return p && pick(p); }
 
   private add(rr: Rr): void {
     let types = this.byName.get(rr.name);
@@ -105,15 +118,24 @@ export class AnswerTable {
   lookup(qname: string, qtype: number): Prepared | undefined {
     const key = `${qtype}:${qname}`;
     const hit = this.eager.get(key) ?? this.lazy.get(key);
-    if (hit) return hit;
+    if (hit) return pick(hit);
     if (this.zoneOf(qname) === undefined) return undefined;
     if (this.lazy.size >= MAX_LAZY) this.lazy.clear(); // bounded: random-name floods cannot grow memory
-    const p = this.build(qname, qtype);
+    const p = this.prepare(qname, qtype);
     this.lazy.set(key, p);
-    return p;
+    return pick(p);
   }
 
-  private build(qname: string, qtype: number): Prepared {
+  /** The reply, and for a pool its rotations (at most 8: clients see every record first in turn for pools up to 8). */
+  private prepare(qname: string, qtype: number): Prepared {
+    const first = this.build(qname, qtype, 0);
+    if (first.poolSize < 2) return first.prepared;
+    const rotations = [first.prepared];
+    for (let r = 1; r < Math.min(first.poolSize, MAX_ROTATIONS); r++) rotations.push(this.build(qname, qtype, r).prepared);
+    return { ...first.prepared, rotations, turn: rotations.length - 1 };
+  }
+
+  private build(qname: string, qtype: number, rotate: number): { prepared: Prepared; poolSize: number } {
     const w = new Writer(512);
     w.len = 12;
     w.name(qname); w.u16(qtype); w.u16(CLASS.IN);
@@ -122,6 +144,7 @@ export class AnswerTable {
     const authority: Rr[] = [];
     let rcode: number = RCODE.NOERROR;
     let name = qname;
+    let poolSize = 0;
     for (let hop = 0; hop <= MAX_CNAME_CHAIN; hop++) {
       const types = this.byName.get(name);
       const zone = this.zoneOf(name);
@@ -133,7 +156,12 @@ export class AnswerTable {
       }
       if (qtype === TYPE.ANY) { for (const set of types.values()) answers.push(...set); break; }
       const want = types.get(qtype);
-      if (want) { answers.push(...want); break; }
+      if (want) {
+        poolSize = want.length;
+        const k = rotate % want.length;
+        answers.push(...want.slice(k), ...want.slice(0, k));
+        break;
+      }
       const cname = types.get(TYPE.CNAME);
       if (cname && qtype !== TYPE.CNAME) { answers.push(...cname); name = cname[0].data as string; continue; }
       authority.push(this.soaFor(zone)); // NODATA
@@ -146,7 +174,7 @@ export class AnswerTable {
       for (const t of [TYPE.A, TYPE.AAAA]) for (const a of this.rrset(target, t)) if (!additional.includes(a)) additional.push(a);
     }
     for (const rr of [...answers, ...authority, ...additional]) writeRecord(w, { ...rr, class: CLASS.IN });
-    return { flags: AA | rcode, an: answers.length, ns: authority.length, ar: additional.length, body: Buffer.from(w.buf.subarray(start, w.len)) };
+    return { prepared: { flags: AA | rcode, an: answers.length, ns: authority.length, ar: additional.length, body: Buffer.from(w.buf.subarray(start, w.len)) }, poolSize };
   }
 
   /** SOA for a negative answer: its TTL is min(SOA TTL, SOA minimum) (RFC 2308 §3). */
