@@ -107,7 +107,8 @@ class LeaseWriter {
       const events = list.filter((r) => r.event).map((r) => ({ subnet_id: r.subnet_id, address: r.address, mac: r.mac, hostname: r.hostname, state: r.state, seconds: r.secs }));
       const t0 = performance.now();
       try {
-        await this.store.query(
+        // A named (prepared) statement: parsed and planned once per connection, not per batch.
+        await this.store.pool.query({ name: 'fulcrum-dhcp-lease-batch', text:
           `WITH input AS (
              SELECT * FROM unnest($1::bigint[], $2::inet[], $3::macaddr[], $4::text[], $5::text[], $6::text[], $7::float8[])
                AS t(subnet_id, address, mac, client_id, hostname, state, secs)),
@@ -120,8 +121,8 @@ class LeaseWriter {
              RETURNING 1)
            INSERT INTO events (type, object_kind, payload)
            SELECT 'dhcp.leases', 'dhcp', jsonb_build_object('leases', $8::jsonb) WHERE jsonb_array_length($8::jsonb) > 0`,
-          [list.map((r) => r.subnet_id), list.map((r) => r.address), list.map((r) => r.mac), list.map((r) => r.client_id),
-            list.map((r) => r.hostname), list.map((r) => r.state), list.map((r) => r.secs), JSON.stringify(events)]);
+        values: [list.map((r) => r.subnet_id), list.map((r) => r.address), list.map((r) => r.mac), list.map((r) => r.client_id),
+          list.map((r) => r.hostname), list.map((r) => r.state), list.map((r) => r.secs), JSON.stringify(events)] });
         this.batches++;
         this.rows += list.length;
         this.busyMs += performance.now() - t0;
