@@ -183,8 +183,12 @@ test('login with the API users: a wrong password is refused, the right one opens
   await page.getByRole('heading', { name: 'Nodes' }).waitFor();
   // A user without nodes:read sees the API's refusal, not an empty list.
   assert.equal((await api('POST', '/api/v1/users', { name: 'viewer', password: 'viewer-password', capabilities: ['events:read'] })).status, 201);
+  const uiToken = await page.evaluate(() => JSON.parse(sessionStorage.getItem('fulcrum.session')!).token as string);
+  assert.equal((await httpJson(t.url, uiToken, 'GET', '/api/v1/nodes?limit=1')).status, 200);
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByLabel('User').fill('viewer');
+  assert.equal((await httpJson(t.url, uiToken, 'GET', '/api/v1/nodes?limit=1')).status, 401, 'Log out revokes the token');
+  assert.equal((await api('GET', '/api/v1/nodes?limit=1')).status, 200, 'other sessions stay');
   await page.getByLabel('Password').fill('viewer-password');
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('alert').filter({ hasText: 'lacks the capability nodes:read' }).waitFor();

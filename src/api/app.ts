@@ -27,6 +27,7 @@ import { NETWORK_RESOURCES, registerNetworkApi } from '../network/api.js';
 import { mergePatch } from './merge-patch.js';
 import { registerUi } from './ui-static.js';
 import { registerSetupApi } from './setup.js';
+import { registerSessionApi } from './session.js';
 import { nodeRoleClause, nodeSearchClause, searchValue } from './node-search.js';
 import { registerUiViews } from './ui-views.js';
 import { projectRoot } from '../paths.js';
@@ -109,6 +110,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerAgentApi(app, store, deps.log ?? (() => {}), deps.dataDir, deps.bootTree, deps.events);
   registerPowerApi(app, store, deps.dataDir);
   registerSetupApi(app, store);
+  registerSessionApi(app, store);
   registerUiViews(app, store);
   registerUi(app, path.join(projectRoot, 'dist', 'ui'));
   registerServiceApi(app, store);

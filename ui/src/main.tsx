@@ -73,7 +73,7 @@ function App() {
         </nav>
         <div className="who">
           <span>{session.user}</span>
-          <button type="button" onClick={() => saveSession(null)}>Log out</button>
+          <button type="button" onClick={() => { void api('POST', '/api/v1/logout').catch(() => undefined).finally(() => saveSession(null)); }}>Log out</button>
         </div>
       </header>
       <main id="main" tabIndex={-1}>
