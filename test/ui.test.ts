@@ -84,6 +84,8 @@ test('static serving: content types, caching, SPA fallback that leaves the serve
   assert.match(await route.text(), /<div id="root">/);
   assert.equal((await fetch(`${t.url}/assets/missing-abc.js`)).status, 404, 'a missing asset is not the app');
   assert.equal((await fetch(`${t.url}/favicon.ico`)).status, 404);
+  assert.equal((await fetch(`${t.url}/nodes/%E0%A4%A`)).status, 400, 'a malformed path is refused, not a server error');
+  assert.equal((await fetch(`${t.url}/assets/..%2f..%2fpackage.json`)).status, 404, 'only built files are served');
   assert.equal((await fetch(`${t.url}/nodes/n1.rack2.example.internal`)).status, 200, 'a node name with dots is a client route');
   for (const p of ['/api/v1/no-such-thing', '/boot/no-such-file', '/healthz', '/metrics']) {
     const r = await fetch(`${t.url}${p}`);

@@ -64,7 +64,8 @@ export function registerUi(app: FastifyInstance, root: string): void {
   };
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-    const url = decodeURIComponent(req.url.split('?')[0] ?? '/');
+    let url: string;
+    try { url = decodeURIComponent(req.url.split('?')[0] ?? '/'); } catch { return reply.status(400).type('text/plain; charset=utf-8').send('bad path: invalid percent-encoding\n'); }
     if (isServerPath(url)) return reply.status(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${url}` });
     if (!assets) {
       return reply.status(503).type('text/plain; charset=utf-8')
