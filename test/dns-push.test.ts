@@ -12,6 +12,8 @@ import path from 'node:path';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { freshDatabaseUrl, stopOwnCluster } from './support/db.js';
 import { ADMIN_PASSWORD, httpJson, waitFor } from './support/server.js';
+import { exchangeTcp, updateMessage, verifyTsig } from '../src/dns/push.js';
+import { TYPE } from '../src/dns/codec.js';
 
 const onPath = (p: string) => ['/usr/sbin', '/usr/bin', ...(process.env.PATH ?? '').split(':')].some((d) => fsSync.existsSync(path.join(d, p)));
 const missing = ['knotd', 'kdig'].filter((p) => !onPath(p));
@@ -144,4 +146,17 @@ test('a wrong TSIG key is refused by Knot and reported', { skip }, async () => {
   assert.equal(u.status, 502);
   assert.match(u.body.message, /REFUSED|NOTAUTH/);
   assert.deepEqual(await kdig('A', 'n1.push.test'), ['10.78.0.11']);
+});
+
+test("Knot's signed replies verify; a changed reply or another key does not", { skip }, async () => {
+  const key = { name: 'fulcrum-key', algorithm: 'hmac-sha256' as const, secret: SECRET };
+  const req = updateMessage(4242, 'push.test', [], [{ name: 'probe.push.test', type: TYPE.TXT, ttl: 60, data: ['x'] }], key);
+  const raw = await exchangeTcp('127.0.0.1', knotPort, req);
+  assert.equal(raw[3] & 0xf, 0, 'the update was accepted');
+  verifyTsig(raw, req, key);
+  const forged = Buffer.from(raw);
+  forged[3] |= 0x05; // NOERROR -> REFUSED, the signature left as it was
+  assert.throws(() => verifyTsig(forged, req, key), /signature is wrong/);
+  assert.throws(() => verifyTsig(raw, req, { ...key, secret: Buffer.from('another key').toString('base64') }), /signature is wrong/);
+  assert.throws(() => verifyTsig(raw, Buffer.from(req), key), /request was not signed/);
 });

@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Store } from '../store/db.js';
-import { CLASS, decode, formatRdata, OPCODE, parseRdata, RCODE_NAME, TYPE, TYPE_NAME, Writer, writeRecord, type Rdata } from './codec.js';
+import { canonicalName, CLASS, decode, formatRdata, OPCODE, parseRdata, readName, RCODE_NAME, TYPE, TYPE_NAME, Writer, writeRecord, type Rdata } from './codec.js';
 import type { Rr } from './answers.js';
 import { loadRecords, splitHostPort, type Loaded } from './service.js';
 
@@ -35,15 +35,24 @@ export function updateMessage(id: number, zone: string, deletes: Array<{ name: s
   return key ? signTsig(msg, id, key, Math.floor(now / 1000)) : msg;
 }
 
-/** Append a TSIG record (RFC 8945 §4.3): HMAC over the message and the TSIG variables. */
-export function signTsig(msg: Buffer, id: number, key: TsigKey, timeSigned: number, fudge = 300): Buffer {
-  const canon = (name: string) => { const w = new Writer(64); w.name(name.toLowerCase(), false); return Buffer.from(w.result()); };
-  const time = Buffer.alloc(6);
-  time.writeUIntBE(timeSigned, 0, 6);
+const canon = (name: string) => { const w = new Writer(64); w.name(name.toLowerCase(), false); return Buffer.from(w.result()); };
+
+/** The TSIG variables (RFC 8945 §4.3.3) that the MAC covers after the message. */
+function tsigVariables(key: TsigKey, time: Buffer, fudge: number, error: number, other: Buffer): Buffer {
   const vars = new Writer(128);
   vars.bytes(canon(key.name)); vars.u16(CLASS.ANY); vars.u32(0);
-  vars.bytes(canon(key.algorithm)); vars.bytes(time); vars.u16(fudge); vars.u16(0); vars.u16(0);
-  const mac = crypto.createHmac(HASH[key.algorithm], Buffer.from(key.secret, 'base64')).update(msg).update(vars.result()).digest();
+  vars.bytes(canon(key.algorithm)); vars.bytes(time); vars.u16(fudge); vars.u16(error); vars.u16(other.length); vars.bytes(other);
+  return Buffer.from(vars.result());
+}
+
+/** The MAC of the last message signed with each key (a reply's MAC covers it: RFC 8945 §5.3). */
+const requestMacs = new WeakMap<Buffer, Buffer>();
+
+/** Append a TSIG record (RFC 8945 §4.3): HMAC over the message and the TSIG variables. */
+export function signTsig(msg: Buffer, id: number, key: TsigKey, timeSigned: number, fudge = 300): Buffer {
+  const time = Buffer.alloc(6);
+  time.writeUIntBE(timeSigned, 0, 6);
+  const mac = crypto.createHmac(HASH[key.algorithm], Buffer.from(key.secret, 'base64')).update(msg).update(tsigVariables(key, time, fudge, 0, Buffer.alloc(0))).digest();
   const w = new Writer(msg.length + 128);
   w.bytes(msg);
   w.bytes(canon(key.name)); w.u16(TYPE.TSIG); w.u16(CLASS.ANY); w.u32(0);
@@ -52,7 +61,50 @@ export function signTsig(msg: Buffer, id: number, key: TsigKey, timeSigned: numb
   w.buf.writeUInt16BE(w.len - lenAt - 2, lenAt);
   const out = Buffer.from(w.result());
   out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  requestMacs.set(out, mac);
   return out;
+}
+
+/** Offset of the last record of a message (where a TSIG record must be), walking every section. */
+function lastRecordOffset(b: Buffer): number {
+  let p = 12;
+  for (let i = 0; i < b.readUInt16BE(4); i++) p = readName(b, p).next + 4;
+  const n = b.readUInt16BE(6) + b.readUInt16BE(8) + b.readUInt16BE(10);
+  let last = -1;
+  for (let i = 0; i < n; i++) { last = p; const q = readName(b, p).next; p = q + 10 + b.readUInt16BE(q + 8); }
+  if (last < 0 || p !== b.length) throw new Error('the reply has no records or trailing bytes');
+  return last;
+}
+
+/**
+ * Check the TSIG of a reply to `request` (RFC 8945 §5.3): the MAC covers the request's MAC, the
+ * reply without its TSIG record (ARCOUNT one less, the original id) and the TSIG variables.
+ */
+export function verifyTsig(reply: Buffer, request: Buffer, key: TsigKey, now = Date.now()): void {
+  const requestMac = requestMacs.get(request);
+  if (!requestMac) throw new Error('the request was not signed');
+  const at = lastRecordOffset(reply);
+  const owner = readName(reply, at);
+  if (reply.readUInt16BE(owner.next) !== TYPE.TSIG) throw new Error('the reply is not signed (no TSIG record)');
+  if (owner.name.toLowerCase() !== canonicalName(key.name)) throw new Error(`the reply is signed with another key (${owner.name})`);
+  let p = owner.next + 10;
+  const alg = readName(reply, p);
+  if (alg.name.toLowerCase() !== key.algorithm) throw new Error(`the reply is signed with ${alg.name}, not ${key.algorithm}`);
+  p = alg.next;
+  const time = reply.subarray(p, p + 6), fudge = reply.readUInt16BE(p + 6), macLen = reply.readUInt16BE(p + 8);
+  const mac = reply.subarray(p + 10, p + 10 + macLen);
+  p += 10 + macLen;
+  const origId = reply.readUInt16BE(p), error = reply.readUInt16BE(p + 2), otherLen = reply.readUInt16BE(p + 4);
+  const other = reply.subarray(p + 6, p + 6 + otherLen);
+  const body = Buffer.from(reply.subarray(0, at));
+  body.writeUInt16BE(origId, 0);
+  body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
+  const len = Buffer.alloc(2); len.writeUInt16BE(requestMac.length);
+  const want = crypto.createHmac(HASH[key.algorithm], Buffer.from(key.secret, 'base64'))
+    .update(len).update(requestMac).update(body).update(tsigVariables(key, time, fudge, error, other)).digest();
+  if (mac.length !== want.length || !crypto.timingSafeEqual(mac, want)) throw new Error('the reply\'s TSIG signature is wrong (a spoofed reply, or another key)');
+  const signed = time.readUIntBE(0, 6);
+  if (Math.abs(now / 1000 - signed) > fudge) throw new Error(`the reply's TSIG time is ${Math.round(now / 1000 - signed)} s off (fudge ${fudge} s); check the clocks`);
 }
 
 /** Send one message over TCP and read one reply (bounded by `timeoutMs`). */
@@ -103,10 +155,12 @@ async function pushOne(store: Store, t: any, records: Rr[], force: boolean): Pro
     for (let i = 0; i < adds.length; i += MAX_UPDATES_PER_MESSAGE) { const part = adds.slice(i, i + MAX_UPDATES_PER_MESSAGE); steps.push(() => updateMessage(crypto.randomInt(65536), t.zone, [], part, tsig)); }
     for (const step of steps) {
       const msg = step();
-      const reply = decode(await exchangeTcp(host, port, msg));
+      const raw = await exchangeTcp(host, port, msg);
+      const reply = decode(raw);
       if (reply.id !== msg.readUInt16BE(0)) throw new Error('the reply does not answer our update (id mismatch)');
       const rcode = reply.flags & 0xf;
       if (rcode !== 0) throw new Error(`the server answered ${RCODE_NAME[rcode] ?? rcode}${rcode === 9 ? ' (NOTAUTH: wrong TSIG key or not the primary for the zone)' : rcode === 5 ? ' (REFUSED: the zone does not allow updates from this address or key)' : ''}`);
+      if (tsig) verifyTsig(raw, msg, tsig);
       result.messages++;
     }
     result.added = adds.length; result.deleted = deletes.length;

@@ -122,7 +122,14 @@ export class DnsService {
     }
     // Job runs and noderole state changes (the bulk of events) change no name or address.
     this.unsubscribe = this.events.subscribe({}, (e) => { if (!e.type.startsWith('job.') && e.type !== 'noderole.state') this.soon(); });
-    this.timer = setInterval(() => this.soon(), 15000);
+    // Every 15 s a look for lease expiry (no event); at once when this replica becomes the leader (it pushes).
+    let ticks = 0;
+    let wasLeader = this.isLeader();
+    this.timer = setInterval(() => {
+      const leader = this.isLeader();
+      if ((leader && !wasLeader) || ++ticks % 15 === 0) this.soon();
+      wasLeader = leader;
+    }, 1000);
   }
 
   async stop(): Promise<void> {
