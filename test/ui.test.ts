@@ -435,7 +435,12 @@ test('node detail: inventory, addresses, noderoles with their logs, events', asy
   const sub = (await api('GET', '/api/v1/subnets')).body[0];
   assert.equal((await api('POST', '/api/v1/reservations', { mac: '52:54:00:aa:bb:01', subnet: sub.name, address: '10.77.0.20', node: n })).status, 201);
   const page = await loggedIn();
-  await page.goto(`${t.url}/nodes/${n}`);
+  // From the list, filtered by role, to the node.
+  await page.goto(`${t.url}/nodes`);
+  await page.getByLabel('Role', { exact: true }).fill('test-consumer');
+  await page.getByText('2 nodes', { exact: true }).waitFor();
+  assert.deepEqual((await page.locator('.vbody .c-name').allTextContents()).sort(), depNodes.slice(0, 2).sort());
+  await page.getByRole('link', { name: n }).click();
   await page.getByRole('heading', { name: n }).waitFor().catch(async (e) => { await shot(page, 'failed-node-detail'); throw e; });
   await page.getByText('16 × Test CPU 3000').waitFor();
   await page.getByText('64.0 GiB').or(page.getByText('64 GiB')).first().waitFor();
