@@ -270,3 +270,21 @@ test('one process serves a subnet: a second server stays silent for it until the
     server = new DhcpServer({ store: db.store, address: SERVER, httpBase: `http://${SERVER}:8091/boot` });
   }
 });
+
+test('one address reserved for the MACs of one node: either NIC gets it, no other client does', async () => {
+  const [a, b] = ['52:54:00:00:0b:01', '52:54:00:00:0b:02'];
+  await server.engine.ready();
+  const reloads = server.engine.reloads;
+  await db.store.query(`INSERT INTO nodes (name, deployment_id) SELECT 'twonic.test', id FROM deployments WHERE system`);
+  await db.store.query(`INSERT INTO reservations (mac, subnet_id, address, node_id)
+    SELECT m, s.id, '10.50.0.70', n.id FROM unnest($1::macaddr[]) m, subnets s, nodes n WHERE s.name = 'lab' AND n.name = 'twonic.test'`, [[a, b]]);
+  await waitFor('the reservations reloaded', async () => server.engine.reloads > reloads, 5000, 10);
+  for (const mac of [a, b]) {
+    const offer = (await exchange(request(1, mac)))!;
+    assert.equal(offer.packet.yiaddr, '10.50.0.70', `${mac} is offered the node's address`);
+    const ack = (await exchange(request(3, mac, [['requested-ip', '10.50.0.70'], ['server-identifier', SERVER]])))!;
+    assert.equal(ack.type, 'ACK', `${mac} gets it, though the other NIC held it`);
+  }
+  const stranger = (await exchange(request(1, '52:54:00:00:0b:03', [['requested-ip', '10.50.0.70']])))!;
+  assert.notEqual(stranger.packet.yiaddr, '10.50.0.70', 'a MAC it is not reserved for never gets it');
+});

@@ -341,12 +341,16 @@ export class LeaseEngine {
     return st;
   }
 
-  /** Is `a` free for `mac`: not held by another client, not declined, not reserved for another MAC. */
+  /**
+   * Is `a` free for `mac`: not declined, not reserved for other MACs only, not held by another
+   * client. The MACs one address is reserved for (a node's NICs, docs/networks.md "DHCP sync") are
+   * one client here: any of them may take it, also from another of them.
+   */
   private freeFor(st: SubnetLeases, a: number, mac: string, now: number): boolean {
-    const e = st.byAddr.get(a);
-    if (held(e, now) && (e!.state === 'declined' || e!.mac !== mac)) return false;
     const macs = this.reservedAt.get(a);
-    if (macs) for (const m of macs) if (m !== mac) return false;
+    if (macs && !macs.has(mac)) return false;
+    const e = st.byAddr.get(a);
+    if (held(e, now) && (e!.state === 'declined' || (e!.mac !== mac && !(macs && e!.mac && macs.has(e!.mac))))) return false;
     return true;
   }
 
