@@ -253,8 +253,15 @@ export class LeaseEngine {
     if (nodes) this.nodes = new Map(nodes.rows.map((n) => [n.mac, { netboot: n.netboot !== false }]));
   }
 
-  /** A table changed (migration 008's triggers): reload that part; leases deleted: reload the subnets' leases. */
+  /** A table changed (migration 008's triggers): reload that part; leases deleted: re-read them. */
   private changed(table: string): void {
+    if (table.startsWith('leases:')) {
+      this.forget(table.slice('leases:'.length).split(',')).catch((err) => {
+        this.log(`dhcp: re-reading deleted leases failed: ${err.message}; re-reading the subnets`);
+        for (const st of this.states.values()) st.stale = true;
+      });
+      return;
+    }
     if (table === 'leases') {
       for (const st of this.states.values()) st.stale = true;
       this.reloads++;
@@ -278,6 +285,34 @@ export class LeaseEngine {
         this.refreshing = false;
       }
     })();
+  }
+
+  /** Leases deleted elsewhere: read those addresses back (after our own queued writes) and follow the database. */
+  private async forget(addresses: string[]): Promise<void> {
+    const before = new Map<string, Entry | undefined>();
+    for (const ip of addresses) {
+      const s = this.subnetContaining(ip);
+      before.set(ip, s ? this.states.get(s.id)?.byAddr.get(ipToInt(ip)) : undefined);
+    }
+    await this.writer.barrier();
+    const r = await this.store.query(
+      `SELECT host(address) AS address, mac::text AS mac, state, client_id, hostname,
+              extract(epoch FROM expires_at - now()) * 1000 AS left_ms FROM leases WHERE address = ANY($1::inet[])`, [addresses]);
+    const rows = new Map(r.rows.map((row) => [row.address as string, row]));
+    const now = Date.now();
+    for (const ip of addresses) {
+      const s = this.subnetContaining(ip);
+      const st = s && this.states.get(s.id);
+      if (!st) continue;
+      const a = ipToInt(ip);
+      const e = st.byAddr.get(a);
+      if (e !== before.get(ip)) continue; // changed here meanwhile: this process's answer is newer
+      const row = rows.get(ip);
+      if (row) st.set(a, { mac: row.mac, state: row.state, expires: now + Number(row.left_ms), clientId: row.client_id, hostname: row.hostname });
+      else if (e && !(e.state === 'offered' && e.expires > now)) st.byAddr.delete(a);
+      st.resetCursors(); // a never-used address again, maybe below the cursor
+    }
+    this.reloads++;
   }
 
   // ---- configuration lookups (no I/O) ----

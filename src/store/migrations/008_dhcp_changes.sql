@@ -20,5 +20,20 @@ CREATE TRIGGER nodes_dhcp_changed AFTER UPDATE OF bootenv OR DELETE ON nodes
   FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
 CREATE TRIGGER bootenvs_dhcp_changed AFTER INSERT OR UPDATE OF name, netboot OR DELETE ON bootenvs
   FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
-CREATE TRIGGER leases_dhcp_changed AFTER DELETE OR TRUNCATE ON leases
+
+-- Deleted leases (the API, a deleted node's trigger) name their addresses, so the server re-reads
+-- only those; more than 200 in one statement, or a TRUNCATE, make it re-read its subnets whole.
+CREATE FUNCTION fulcrum_dhcp_leases_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+  list text;
+BEGIN
+  SELECT count(*), string_agg(host(address), ',') INTO n, list FROM (SELECT address FROM gone LIMIT 201) g;
+  IF n = 0 THEN RETURN NULL; END IF;
+  PERFORM pg_notify('fulcrum_dhcp', CASE WHEN n > 200 THEN 'leases' ELSE 'leases:' || list END);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER leases_dhcp_deleted AFTER DELETE ON leases REFERENCING OLD TABLE AS gone
+  FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_leases_deleted();
+CREATE TRIGGER leases_dhcp_truncated AFTER TRUNCATE ON leases
   FOR EACH STATEMENT EXECUTE FUNCTION fulcrum_dhcp_changed();
