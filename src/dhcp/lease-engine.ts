@@ -44,6 +44,8 @@ class SubnetLeases {
   cursors: number[] = [];
   ranges: Array<[number, number]> = [];
   stale = true;
+  /** While the subnet is read back from the database: what this process changed meanwhile (newer than the read). */
+  changes?: Map<number, Entry>;
   constructor(public subnet: Subnet) { this.setSubnet(subnet); }
 
   setSubnet(s: Subnet): void {
@@ -54,6 +56,7 @@ class SubnetLeases {
   resetCursors(): void { this.cursors = this.ranges.map(([first]) => first); }
   inPools(a: number): boolean { return this.ranges.some(([f, l]) => a >= f && a <= l); }
   set(a: number, e: Entry): void {
+    this.changes?.set(a, e);
     this.byAddr.set(a, e);
     if (e.mac && e.state !== 'declined') this.lastOf.set(e.mac, a);
   }
@@ -235,6 +238,7 @@ export class LeaseEngine {
       for (const [id, st] of this.states) {
         const s = byId.get(id);
         if (!s || s.proxy) { this.states.delete(id); void this.session?.query(`SELECT pg_advisory_unlock(${LOCK_CLASS}, $1::int)`, [id]).catch(() => undefined); }
+        else if (s.cidr !== st.subnet.cidr) { st.setSubnet(s); st.stale = true; } // other rows belong to it now
         else if (JSON.stringify(s.pools) !== JSON.stringify(st.subnet.pools)) st.setSubnet(s);
         else st.subnet = s;
       }
@@ -355,12 +359,20 @@ export class LeaseEngine {
       this.refused.delete(subnet.id);
       st = new SubnetLeases(subnet);
     }
-    // Our own queued writes first, so what is read back includes them.
-    await this.writer.barrier();
-    const r = await this.store.query(
-      `SELECT host(address) AS address, mac::text AS mac, state, client_id, hostname,
-              extract(epoch FROM expires_at - now()) * 1000 AS left_ms
-         FROM leases WHERE subnet_id = $1 OR address <<= $2::cidr ORDER BY updated_at, id`, [subnet.id, subnet.cidr]);
+    // Our own queued writes first, so what is read back includes them; what changes here while
+    // the rows are read (a binding already under way) is applied again on top of them.
+    const changed = new Map<number, Entry>();
+    st.changes = changed;
+    let r;
+    try {
+      await this.writer.barrier();
+      r = await this.store.query(
+        `SELECT host(address) AS address, mac::text AS mac, state, client_id, hostname,
+                extract(epoch FROM expires_at - now()) * 1000 AS left_ms
+           FROM leases WHERE subnet_id = $1 OR address <<= $2::cidr ORDER BY updated_at, id`, [subnet.id, subnet.cidr]);
+    } finally {
+      st.changes = undefined;
+    }
     const now = Date.now();
     const old = st.byAddr;
     st.byAddr = new Map();
@@ -370,6 +382,7 @@ export class LeaseEngine {
     }
     // Offers live in memory only: those still running survive a reload where nothing else holds the address.
     for (const [a, e] of old) if (e.state === 'offered' && e.expires > now && !held(st.byAddr.get(a), now)) st.set(a, e);
+    for (const [a, e] of changed) st.set(a, e);
     st.resetCursors();
     st.stale = false;
     this.states.set(subnet.id, st);
