@@ -10,7 +10,6 @@ export interface Subnet {
   offer_hold_s: number; probe: boolean; probe_timeout_ms: number; options: Record<string, unknown>; enabled: boolean;
 }
 export interface Client { mac: string; clientId?: string; hostname?: string }
-export interface Lease { address: string; state: string; expires_at: Date; mac: string | null }
 
 export function ipToInt(ip: string): number {
   let n = 0, octet = 0;
@@ -21,11 +20,6 @@ export function ipToInt(ip: string): number {
   return n * 256 + octet;
 }
 export const intToIp = (n: number) => `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-
-export function inPools(subnet: Subnet, ip: string): boolean {
-  const n = ipToInt(ip);
-  return subnet.pools.some((p) => n >= ipToInt(p.first) && n <= ipToInt(p.last));
-}
 
 export function inCidr(cidr: string, ip: string): boolean {
   const [net, bits] = cidr.split('/');
