@@ -182,7 +182,7 @@ test('QEMU boot: modules, DHCP on the virtio NIC, the virtio disk seen, fulcrum.
   assert.match(disk ?? '', /size_bytes=67108864 rotational=[01] removable=0 driver=virtio_blk/);
 });
 
-/** A stand-in for the agent API: register, whoami, inventory, one job that powers the node off. */
+/** A stand-in for the agent API: register, whoami, inventory, one job (confirmed, logged, completed) that powers the node off. */
 function fakeFulcrum() {
   const seen: Array<{ method: string; url: string; auth?: string; body: string }> = [];
   let jobsServed = 0;
@@ -205,7 +205,7 @@ function fakeFulcrum() {
       if (url === '/api/v1/agent/whoami') return send(200, 'node=1\nname=d52-54-00-12-34-56\n');
       if (url === '/api/v1/agent/inventory') return send(200, 'ok=1\n');
       if (url.startsWith('/api/v1/agent/jobs/next')) return jobsServed++ === 0 ? send(200, bundle) : setTimeout(() => send(204), 1000);
-      if (/^\/api\/v1\/agent\/jobs\/7\/(log|complete)$/.test(url)) return send(200, 'ok=1\n');
+      if (/^\/api\/v1\/agent\/jobs\/7\/(ack|log|complete)$/.test(url)) return send(200, 'ok=1\n');
       send(404);
     });
   });

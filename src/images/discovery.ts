@@ -20,7 +20,7 @@ import { builtinModules, indexModules, modulesAlias, modulesDep, resolveClosure,
 const run = promisify(execFile);
 
 /** Bump when the builder changes what it puts in the image for the same inputs. */
-export const BUILDER_VERSION = 3;
+export const BUILDER_VERSION = 4;
 
 /**
  * Drivers shipped by default (the ones this kernel has; the rest are reported missing). NICs:
@@ -48,6 +48,8 @@ const BUSYBOX_PACKAGE = 'busybox-static';
  */
 export const PROGRAMS = [{ package: 'kexec-tools', path: 'sbin/kexec' }] as const;
 const LIB_DIRS = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu', 'lib', 'usr/lib'];
+/** Packages of the dependency closure used only while installing packages: never shipped, not fetched. */
+const INSTALL_ONLY = new Set(['debconf', 'cdebconf', 'dpkg', 'install-info', 'tar', 'readline-common', 'debianutils', 'perl-base']);
 
 /** The packages resolved from apt: what the image is made from. */
 export interface ImagePackages { kernel: PackageRef; busybox: PackageRef; programs: PackageRef[] }
@@ -139,10 +141,11 @@ async function resolvePrograms(): Promise<PackageRef[]> {
   const roots = PROGRAMS.map((p) => p.package);
   const closure = await sh('apt-cache', ['depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks',
     '--no-replaces', '--no-enhances', ...roots]);
-  // Top-level lines are package names; <virtual> ones and indented relations are skipped. Only
-  // libraries can be needed at run time (debconf, dpkg... are for installing).
+  // Top-level lines are package names; <virtual> ones and indented relations are skipped. What a
+  // program needs at run time is found by its ELF entries among all of them (zlib1g is a library
+  // whose name does not start with lib), so only the installers' tools are left out.
   const names = [...new Set(closure.split('\n').filter((l) => /^[a-z0-9][a-z0-9.+-]+$/.test(l)))]
-    .filter((n) => roots.includes(n as typeof roots[number]) || n.startsWith('lib')).sort();
+    .filter((n) => !INSTALL_ONLY.has(n)).sort();
   const show = await sh('apt-cache', ['show', '--no-all-versions', ...names]);
   const out: PackageRef[] = [];
   for (const rec of show.split(/\n\n+/)) {
@@ -176,12 +179,12 @@ async function resolvePackagesCached(cacheDir: string): Promise<ImagePackages> {
   const file = path.join(cacheDir, 'apt-resolution.json');
   const fingerprint = aptFingerprint();
   try {
-    const saved = JSON.parse(readText(file)) as { fingerprint: string; packages: ImagePackages };
-    if (saved.fingerprint === fingerprint && Array.isArray(saved.packages.programs)) return saved.packages;
+    const saved = JSON.parse(readText(file)) as { fingerprint: string; builder?: number; packages: ImagePackages };
+    if (saved.fingerprint === fingerprint && saved.builder === BUILDER_VERSION) return saved.packages;
   } catch { /* none yet */ }
   const packages = await resolvePackages();
   fs.mkdirSync(cacheDir, { recursive: true });
-  writeAtomic(file, JSON.stringify({ fingerprint, packages }, null, 2) + '\n');
+  writeAtomic(file, JSON.stringify({ fingerprint, builder: BUILDER_VERSION, packages }, null, 2) + '\n');
   return packages;
 }
 

@@ -18,4 +18,7 @@ test('not ELF, or truncated: a clear error', () => {
   assert.throws(() => elfDeps(Buffer.from('#!/bin/sh\necho hi\n'.padEnd(80)), 'script'), /script is not an ELF file/);
   const head = fs.readFileSync(fs.realpathSync('/bin/ls')).subarray(0, 64);
   assert.throws(() => elfDeps(head, 'ls'), /program headers run past the end/);
+  const bad = Buffer.from(fs.readFileSync(fs.realpathSync('/bin/ls')));
+  bad.writeUInt16LE(8, 54);
+  assert.throws(() => elfDeps(bad, 'ls'), /program header entries of 8 bytes/);
 });

@@ -23,7 +23,12 @@ export function elfDeps(buf: Buffer, what = 'file'): ElfDeps {
   const phoff = Number(buf.readBigUInt64LE(32));
   const phentsize = buf.readUInt16LE(54);
   const phnum = buf.readUInt16LE(56);
-  if (phoff + phentsize * phnum > buf.length) throw new Error(`${what}: program headers run past the end of the file`);
+  if (phentsize < 56) throw new Error(`${what}: program header entries of ${phentsize} bytes (ELF64 needs 56)`);
+  if (phoff + phentsize * phnum > buf.length) throw new Error(`${what}: program headers run past the end of the file (truncated?)`);
+  const inFile = (offset: bigint, size: bigint, part: string) => {
+    if (offset + size > BigInt(buf.length)) throw new Error(`${what}: ${part} runs past the end of the file (truncated?)`);
+    return Number(offset);
+  };
   const loads: Array<{ vaddr: bigint; offset: bigint; size: bigint }> = [];
   let dynamic: { offset: number; size: number } | undefined;
   let interpreter: string | undefined;
@@ -34,8 +39,8 @@ export function elfDeps(buf: Buffer, what = 'file'): ElfDeps {
     const vaddr = buf.readBigUInt64LE(h + 16);
     const filesz = buf.readBigUInt64LE(h + 32);
     if (type === PT_LOAD) loads.push({ vaddr, offset, size: filesz });
-    if (type === PT_DYNAMIC) dynamic = { offset: Number(offset), size: Number(filesz) };
-    if (type === PT_INTERP) interpreter = cstring(buf, Number(offset));
+    if (type === PT_DYNAMIC) dynamic = { offset: inFile(offset, filesz, 'the dynamic section'), size: Number(filesz) };
+    if (type === PT_INTERP) interpreter = cstring(buf, inFile(offset, filesz, 'the interpreter name'));
   }
   if (!dynamic) return { interpreter, needed: [] };
   const entries: Array<[bigint, bigint]> = [];
@@ -49,5 +54,6 @@ export function elfDeps(buf: Buffer, what = 'file'): ElfDeps {
   const seg = loads.find((l) => strtabAddr >= l.vaddr && strtabAddr < l.vaddr + l.size);
   if (!seg) throw new Error(`${what}: string table outside every loaded segment`);
   const strtab = Number(strtabAddr - seg.vaddr + seg.offset);
+  if (strtab >= buf.length) throw new Error(`${what}: the string table lies past the end of the file (truncated?)`);
   return { interpreter, needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => cstring(buf, strtab + Number(v))) };
 }
