@@ -200,7 +200,7 @@ function plan(p: DhcpPacket, opts: EncodeOptions): Layout {
   const instances: Layout['instances'] = [];
   for (const [code, value] of ordered) {
     const data = DHCP_OPTIONS.encodeValue(code, value);
-    if (data.length === 0) instances.push({ code, data });
+    if (data.length <= 255) { instances.push({ code, data }); continue; }
     for (let i = 0; i < data.length; i += 255) instances.push({ code, data: data.subarray(i, i + 255) });
   }
   const size = (from: number, n: number) => instances.slice(from, from + n).reduce((s, x) => s + 2 + x.data.length, 0);
