@@ -4,7 +4,9 @@
 // address with its data under the node's private directory. Three members form a cluster; a key
 // written through one is read through another; a fourth bound later joins while the others keep
 // serving and are not restarted; an unbound member leaves; a killed member turns its noderole ERROR
-// with etcd's message on a re-run, and starting it again + retry brings it back to ACTIVE.
+// with etcd's message on a re-run, and starting it again + retry brings it back to ACTIVE. The
+// server's DNS answers etcd.<domain> with the members' addresses (a name filter on the etcd role),
+// asked with dig from the nodes: three, then four, then three again.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -17,7 +19,7 @@ import { ensurePackages } from './support/packages.js';
 import { startServerIn } from './support/ns-server.js';
 import { waitFor, countBy } from './support/server.js';
 
-before(async () => { await ensurePackages('net', 'workload'); });
+before(async () => { await ensurePackages('net', 'workload', 'dns'); });
 
 const AGENT = path.join(projectRoot, 'src', 'agent', 'fulcrum-agent.sh');
 const SRV = '10.90.0.1';
@@ -36,6 +38,15 @@ function etcdPid(n: TestNode): number | null {
   } catch { return null; }
 }
 
+const DOMAIN = 'cluster.test';
+const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
+
+/** The A records of etcd.<domain>, asked from a node's namespace with dig (the real client). */
+async function etcdPool(n: TestNode): Promise<string[]> {
+  const r = await n.ns.exec('dig', [`@${SRV}`, '+short', '+time=2', '+tries=1', `etcd.${DOMAIN}`, 'A'], { timeoutMs: 10000, check: false });
+  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l));
+}
+
 test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four, shrink, break and repair', { timeout: 600_000 }, async () => {
   await withLab(async (lab) => {
     const nodes: TestNode[] = [];
@@ -44,9 +55,13 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       const srv = await lab.namespace('srv');
       const lan = await lab.bridge('lan');
       await lab.link(srv, lan, { ifaceA: 'eth0', addressA: `${SRV}/24` });
-      const server = await startServerIn(lab, srv, SRV);
+      // The server also answers DNS for the cluster domain: etcd.<domain> is the members' pool.
+      const server = await startServerIn(lab, srv, SRV, ['--dns-listen', `${SRV}:53`]);
       const api = server.api;
       assert.equal((await api('POST', '/api/v1/subnets', { name: 'lan', cidr: '10.90.0.0/24', server_address: SRV, pools: [{ first: '10.90.0.100', last: '10.90.0.200' }], probe: false })).status, 201);
+      assert.equal((await api('POST', '/api/v1/dns-zones', { name: DOMAIN, ns_addresses: [SRV], minimum: 5 })).status, 201);
+      const pool = await api('POST', '/api/v1/dns-name-filters', { name: 'etcd', zone: DOMAIN, match: { role: 'etcd' }, template: 'etcd', ptr: false, ttl: 5 });
+      assert.equal(pool.status, 201, JSON.stringify(pool.body));
       for (const pack of ['core', 'etcd']) {
         const r = await api('POST', '/api/v1/content-packs', await readPack(path.join(projectRoot, 'content', pack)));
         assert.equal(r.status, 201, `import ${pack}: ${JSON.stringify(r.body)}`);
@@ -138,6 +153,7 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       assert.equal((await etcdctl(nodes[2], ['get', '--print-value-only', 'fulcrum/hello'])).stdout.trim(), 'world');
       const endpoints3 = nodes.slice(0, 3).map((n) => `http://${n.address}:2379`);
       assert.match(fs.readFileSync(path.join(nodes[0].root, 'etc/default/etcdctl'), 'utf8'), new RegExp(`ETCDCTL_ENDPOINTS=${endpoints3.join(',').replace(/[./]/g, '\\$&')}\n`));
+      await waitFor(`etcd.${DOMAIN} answering with the three members`, async () => sameSet(await etcdPool(nodes[2]), nodes.slice(0, 3).map((n) => n.address)), 30000, 250);
       const pids3 = nodes.slice(0, 3).map(etcdPid);
       assert.ok(pids3.every((p) => p !== null), 'three etcd processes');
       const jobsAfter3 = ((await api('GET', '/api/v1/jobs?limit=1000')).body as any[]).length;
@@ -178,6 +194,7 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       assert.ok(writes > 0);
       assert.deepEqual(nodes.slice(0, 3).map(etcdPid), pids3, 'the first three members were not restarted');
       assert.match(fs.readFileSync(path.join(nodes[3].root, 'etc/default/etcd'), 'utf8'), /ETCD_INITIAL_CLUSTER_STATE="existing"/);
+      await waitFor(`etcd.${DOMAIN} answering with four members`, async () => sameSet(await etcdPool(nodes[3]), nodes.map((n) => n.address)), 30000, 250);
       const health4 = await etcdctl(nodes[3], ['endpoint', 'health', '--cluster']);
       assert.equal(((health4.stdout + health4.stderr).match(/is healthy/g) ?? []).length, 4, health4.stdout + health4.stderr);
       assert.equal((await etcdctl(nodes[3], ['get', '--print-value-only', 'fulcrum/hello'])).stdout.trim(), 'world');
@@ -213,6 +230,7 @@ test('etcd on namespace nodes: ready-state, a three-member cluster, grow to four
       assert.equal((await api('DELETE', `/api/v1/noderoles/${fourth.id}`)).status, 204);
       await waitFor('three members again', async () => (await memberCount(nodes[0]).catch(() => 0)) === 3, 120000, 500);
       await waitFor('the removed member stopped', async () => etcdPid(nodes[3]) === null, 30000, 250);
+      await waitFor(`etcd.${DOMAIN} back to three members`, async () => sameSet(await etcdPool(nodes[0]), nodes.slice(0, 3).map((n) => n.address)), 30000, 250);
       await converged('the shrunk cluster', 120000);
       assert.equal((await etcdctl(nodes[1], ['get', '--print-value-only', 'fulcrum/hello'])).stdout.trim(), 'world');
       assert.deepEqual(nodes.slice(0, 3).map(etcdPid), pids3, 'the remaining members were not restarted');
