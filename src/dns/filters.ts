@@ -2,7 +2,8 @@
 // (deployment, bound role, attrib value) and a Liquid name template. Every (node, address) a filter
 // matches yields an A or AAAA record at the rendered name, and a PTR back to it; several nodes
 // rendering one name make a round-robin pool. Pure: plain data in, records and problems out.
-import { Liquid, type Template } from 'liquidjs';
+import type { Template } from 'liquidjs';
+import { sandboxedLiquid, templateError as parseError } from '../content/sandbox.js';
 import { canonicalName, formatRdata, nameLabels, parseRdata, TYPE, TYPE_NAME, type Rdata } from './codec.js';
 import type { Rr, ZoneInfo } from './answers.js';
 
@@ -16,20 +17,12 @@ export interface ZoneRow {
   refresh: number; retry: number; expire: number; minimum: number; serial: number;
 }
 
-/** Same sandbox as bootenvs: no file system, no includes, bounded work. */
-const liquid = new Liquid({
-  strictFilters: true,
-  strictVariables: false,
-  relativeReference: false,
-  fs: { exists: async () => false, existsSync: () => false, readFile: async () => '', readFileSync: () => '', resolve: () => '', fallback: () => undefined } as any,
-  parseLimit: 1e5,
-  renderLimit: 100,
-  memoryLimit: 1e7,
-});
+/** Name templates: small, rendered once per (node, address) on every rebuild. */
+const liquid = sandboxedLiquid({ parseLimit: 1e5, renderLimit: 100, memoryLimit: 1e7 });
 
 /** The error message when `template` is not valid Liquid, else null. */
 export function templateError(template: string): string | null {
-  try { liquid.parse(template); return null; } catch (err) { return (err as Error).message.split('\n')[0]; }
+  return parseError(liquid, template);
 }
 
 export const MATCH_KEYS = ['network', 'category', 'range', 'deployment', 'role', 'attrib', 'family'] as const;

@@ -1,7 +1,7 @@
 // Bootenvs (DESIGN.md §3): what a node boots next. Each is a kernel, initrds, a boot-parameter
 // template and per-node templates keyed by path, all rendered at fetch time in a sandboxed
 // Liquid engine (no file system, no includes, bounded work). Nothing rendered touches disk.
-import { Liquid } from 'liquidjs';
+import { sandboxedLiquid, templateError as parseError } from '../content/sandbox.js';
 import type { Sql } from '../store/db.js';
 
 export interface Bootenv {
@@ -12,19 +12,11 @@ export interface Bootenv {
 }
 
 /** A content pack cannot read files or run code: no fs, no includes, output and work bounded. */
-const liquid = new Liquid({
-  strictFilters: true,
-  strictVariables: false,
-  relativeReference: false,
-  fs: { exists: async () => false, existsSync: () => false, readFile: async () => '', readFileSync: () => '', resolve: () => '', fallback: () => undefined } as any,
-  parseLimit: 1e6,
-  renderLimit: 1000,
-  memoryLimit: 64e6,
-});
+const liquid = sandboxedLiquid({ parseLimit: 1e6, renderLimit: 1000, memoryLimit: 64e6 });
 
 /** Parse without rendering: the error message when `template` is not valid Liquid, else null. */
 export function templateError(template: string): string | null {
-  try { liquid.parse(template); return null; } catch (err) { return (err as Error).message.split('\n')[0]; }
+  return parseError(liquid, template);
 }
 
 export async function render(template: string, context: Record<string, unknown>): Promise<string> {
