@@ -8,7 +8,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../src/paths.js';
@@ -18,6 +17,7 @@ import { migrate } from '../src/store/migrate.js';
 import { DnsServer } from '../src/dns/server.js';
 import { AnswerTable } from '../src/dns/answers.js';
 import { encode, TYPE } from '../src/dns/codec.js';
+import { freeUdpPort } from '../test/support/ports.js';
 
 /** The DNS work alone, in this process without sockets: read the query, look up, assemble (µs per query). */
 function logicCost(): number {
@@ -60,14 +60,6 @@ function cpuSeconds(pid: number): number {
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch { return NaN; }
-}
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 /** Wait until `port` answers one query for h00001 (bounded). */
@@ -146,21 +138,21 @@ export async function runDnsBench(): Promise<{ text: string }> {
       '10.' || ((i >> 16) & 255)::text || '.' || ((i >> 8) & 255)::text || '.' || (i & 255)::text FROM generate_series(0, $3 - 1) i`, [z.rows[0].id, ZONE, NAMES]);
     await store.close();
 
-    const fport = await freePort();
+    const fport = await freeUdpPort();
     const f = start('fulcrum', process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), 'server', '--data-dir', path.join(dir, 'fulcrum'), '--listen', '127.0.0.1:0', '--dns-listen', `127.0.0.1:${fport}`],
       { ...process.env, DATABASE_URL: pg.url, FULCRUM_ADMIN_PASSWORD: 'bench-admin-password' });
     procs.push(f.proc);
     await answering(fport, 'fulcrum', f.proc, f.output);
     targets.push({ name: 'Fulcrum', port: fport, proc: f.proc, pid: () => f.proc.pid! });
 
-    const kport = await freePort();
+    const kport = await freeUdpPort();
     await fs.writeFile(path.join(dir, 'knot.conf'), `server:\n    listen: 127.0.0.1@${kport}\n    rundir: ${dir}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\nlog:\n  - target: stderr\n    any: warning\ndatabase:\n    storage: ${dir}/knotdb\ntemplate:\n  - id: default\n    storage: ${dir}\n    journal-content: none\n    zonefile-sync: -1\nzone:\n  - domain: ${ZONE}\n    file: ${ZONE}.zone\n`);
     const k = start('knotd', 'knotd', ['-c', path.join(dir, 'knot.conf')]);
     procs.push(k.proc);
     await answering(kport, 'knotd', k.proc, k.output);
     targets.push({ name: 'Knot', port: kport, proc: k.proc, pid: () => k.proc.pid! });
 
-    const dport = await freePort();
+    const dport = await freeUdpPort();
     const d = start('dnsmasq', 'dnsmasq', ['--keep-in-foreground', '--conf-file=/dev/null', '--no-hosts', '--no-resolv', `--addn-hosts=${path.join(dir, 'hosts')}`,
       `--port=${dport}`, '--listen-address=127.0.0.1', '--bind-interfaces', `--local=/${ZONE}/`, '--cache-size=0', '--user=root', `--pid-file=${path.join(dir, 'dnsmasq.pid')}`]);
     procs.push(d.proc);
@@ -168,7 +160,7 @@ export async function runDnsBench(): Promise<{ text: string }> {
     targets.push({ name: 'dnsmasq', port: dport, proc: d.proc, pid: () => d.proc.pid! });
 
     // The floor: Node.js receiving and sending one datagram per query, no DNS work (QR bit set on the query).
-    const rport = await freePort();
+    const rport = await freeUdpPort();
     const reflector = `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>{m[2]|=0x80;s.send(m,r.port,r.address)});s.bind(${rport},'127.0.0.1',()=>{try{s.setRecvBufferSize(4<<20);s.setSendBufferSize(4<<20)}catch{}})`;
     const r = start('reflector', process.execPath, ['-e', reflector]);
     procs.push(r.proc);

@@ -4,7 +4,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +13,7 @@ import { freshDatabaseUrl, stopOwnCluster } from './support/db.js';
 import { ADMIN_PASSWORD, httpJson, waitFor } from './support/server.js';
 import { exchangeTcp, updateMessage, verifyTsig } from '../src/dns/push.js';
 import { TYPE } from '../src/dns/codec.js';
+import { freeUdpPort } from './support/ports.js';
 
 const onPath = (p: string) => ['/usr/sbin', '/usr/bin', ...(process.env.PATH ?? '').split(':')].some((d) => fsSync.existsSync(path.join(d, p)));
 const missing = ['knotd', 'kdig'].filter((p) => !onPath(p));
@@ -38,18 +38,10 @@ function kdig(...args: string[]): Promise<string[]> {
     (err, stdout) => (err ? reject(err) : resolve(stdout.split('\n').filter(Boolean).sort()))));
 }
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
 before(async () => {
   if (missing.length) return;
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fulcrum-knot-'));
-  knotPort = await freePort();
+  knotPort = await freeUdpPort();
   await fs.writeFile(path.join(dir, 'knot.conf'), `server:
     listen: 127.0.0.1@${knotPort}
     rundir: ${dir}
