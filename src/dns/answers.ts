@@ -2,7 +2,9 @@
 // (name, type) out. A query costs a map lookup and three copies (header, the query's own question,
 // the body); everything else (CNAME chains, NXDOMAIN vs NODATA, SOA in authority, additional
 // addresses) is decided once, when the records change (the issue's "DNS logic nearly free").
-import { AA, CLASS, QR, RCODE, RD, TC, TYPE, Writer, writeRecord, type QueryView, type Rdata, type Soa, type Srv } from './codec.js';
+import { AA, CLASS, RCODE, TYPE, Writer, writeRecord, type Rdata, type Soa, type Srv } from './codec.js';
+import { pick, type Prepared } from './reply.js';
+import { FastAnswers, type FastEntry } from './fast-answers.js';
 
 export interface ZoneInfo {
   /** Canonical origin, e.g. "cluster.example" or "0.10.in-addr.arpa". */
@@ -14,29 +16,7 @@ export interface ZoneInfo {
 
 export interface Rr { name: string; type: number; ttl: number; data: Rdata }
 
-export interface Prepared {
-  /** AA and the rcode. */
-  flags: number;
-  an: number;
-  ns: number;
-  ar: number;
-  /** Answer, authority and additional sections, encoded after a question at offset 12. */
-  body: Buffer;
-  /** A pool (an RRset of several records): the same reply with the records rotated, served in turn. */
-  rotations?: Prepared[];
-  turn?: number;
-}
-
 const MAX_ROTATIONS = 8;
-
-/** Round robin over a pool's rotations (a plain reply is returned as is). */
-function pick(p: Prepared): Prepared {
-  const r = p.rotations;
-  if (!r) return p;
-  p.turn = ((p.turn ?? 0) + 1) % r.length;
-  return r[p.turn];
-}
-
 const MAX_LAZY = 50_000;
 const MAX_CNAME_CHAIN = 8;
 
@@ -46,8 +26,8 @@ export class AnswerTable {
   /** Every name that exists in a zone, including empty non-terminals (RFC 8020: NODATA, not NXDOMAIN). */
   private exists = new Set<string>();
   private eager = new Map<string, Prepared>();
-  /** qtype -> wire-format name (latin1, lower case) -> prepared answer: the server's fast path. */
-  private wire = new Map<number, Map<string, Prepared>>();
+  /** Prepared answers by the question's wire bytes: the server's fast path. */
+  private readonly fast: FastAnswers;
   private lazy = new Map<string, Prepared>();
   /** Records outside every served zone (dropped; reported to the operator). */
   readonly outside: Rr[] = [];
@@ -67,22 +47,23 @@ export class AnswerTable {
     }
     this.recordCount = n;
     // Eager answers for every RRset that exists; the rest (NODATA, NXDOMAIN) on first use.
+    const fast: FastEntry[] = [];
     for (const [name, types] of this.byName) {
-      // Names with escapes or non-ASCII bytes take the slow path only (the fast key lower-cases latin1).
-      const wireKey = /[\\\x80-\uffff]/.test(name) ? undefined : wireName(name);
+      // Names with escapes, upper case or non-ASCII bytes take the slow path only (the fast path folds ASCII case).
+      const wireKey = /[\\A-Z\x80-\uffff]/.test(name) ? undefined : wireName(name);
       for (const type of types.keys()) {
         const p = this.prepare(name, type);
         this.eager.set(`${type}:${name}`, p);
-        if (wireKey === undefined) continue;
-        let m = this.wire.get(type);
-        if (!m) { m = new Map(); this.wire.set(type, m); }
-        m.set(wireKey, p);
+        if (wireKey !== undefined) fast.push({ name: wireKey, type, prepared: p });
       }
     }
+    this.fast = new FastAnswers(fast);
   }
 
-  /** The prepared answer for a question given as its wire-format name (latin1, lower-cased) and type. */
-  lookupWire(name: string, qtype: number): Prepared | undefined { const p = this.wire.get(qtype)?.get(name); return p && pick(p); }
+  /** The reply from an eagerly prepared answer, found by the query's wire bytes (see FastAnswers.reply), or undefined. */
+  fastReply(query: Uint8Array, nameEnd: number, qtype: number, qEnd: number, ednsSize: number, udp: boolean): Buffer | undefined {
+    return this.fast.reply(query, nameEnd, qtype, qEnd, ednsSize, udp);
+  }
 
   private add(rr: Rr): void {
     let types = this.byName.get(rr.name);
@@ -184,54 +165,9 @@ export class AnswerTable {
   }
 }
 
-/** A canonical name in wire format (length-prefixed labels, final 0) as a latin1 string. */
-function wireName(name: string): string {
+/** A canonical name in wire format (length-prefixed labels, final 0). */
+function wireName(name: string): Buffer {
   let out = '';
   for (const l of name ? name.split('.') : []) out += String.fromCharCode(l.length) + l;
-  return out + '\0';
-}
-
-/** Our advertised EDNS UDP payload size (RFC 9715 / DNS flag day 2020: 1232 avoids fragmentation). */
-export const EDNS_SIZE = 1232;
-
-/**
- * The reply to query `q` (bytes `query`) from a prepared body: the query's header id and RD bit,
- * its question echoed as sent (0x20 case kept), and an OPT record when the query had one. Over UDP
- * a reply longer than 512 (or the client's EDNS size, up to ours) is cut to the question with TC set.
- */
-export function assemble(query: Buffer, q: QueryView, p: { flags: number; an: number; ns: number; ar: number; body: Buffer }, udp: boolean): Buffer {
-  const qlen = q.qEnd - 12;
-  const opt = q.ednsSize ? 11 : 0;
-  const limit = !udp ? 65535 : q.ednsSize ? Math.min(q.ednsSize, EDNS_SIZE) : 512;
-  let truncated = 12 + qlen + p.body.length + opt > limit;
-  const out = Buffer.allocUnsafe(12 + qlen + (truncated ? 0 : p.body.length) + opt);
-  // Byte stores and loops, not writeUInt16BE/copy: for replies this small the native calls cost more than the work.
-  const flags = QR | (q.flags & (0x7800 | RD)) | p.flags | (truncated ? TC : 0);
-  const an = truncated ? 0 : p.an, ns = truncated ? 0 : p.ns, ar = (truncated ? 0 : p.ar) + (opt ? 1 : 0);
-  out[0] = q.id >> 8; out[1] = q.id & 0xff; out[2] = flags >> 8; out[3] = flags & 0xff; out[4] = 0; out[5] = 1;
-  out[6] = an >> 8; out[7] = an & 0xff; out[8] = ns >> 8; out[9] = ns & 0xff; out[10] = ar >> 8; out[11] = ar & 0xff;
-  for (let i = 12; i < q.qEnd; i++) out[i] = query[i];
-  let at = 12 + qlen;
-  if (!truncated) {
-    const body = p.body;
-    if (body.length > 256) body.copy(out, at); else for (let i = 0; i < body.length; i++) out[at + i] = body[i];
-    at += body.length;
-  }
-  if (opt) {
-    out[at] = 0; out[at + 1] = 0; out[at + 2] = TYPE.OPT; out[at + 3] = EDNS_SIZE >> 8; out[at + 4] = EDNS_SIZE & 0xff;
-    for (let i = at + 5; i < at + 11; i++) out[i] = 0;
-  }
-  return out;
-}
-
-/** A reply with no records and `rcode` (REFUSED, FORMERR, NOTIMP, SERVFAIL), echoing the question when known. */
-export function errorReply(query: Buffer, q: QueryView | undefined, rcode: number): Buffer {
-  const qEnd = q?.qEnd ?? 12;
-  const out = Buffer.alloc(qEnd);
-  query.copy(out, 0, 0, Math.min(qEnd, query.length));
-  const flags = query.length >= 4 ? query.readUInt16BE(2) : 0;
-  out.writeUInt16BE(QR | (flags & (0x7800 | RD)) | (rcode & 0xf), 2);
-  out.writeUInt16BE(q ? 1 : 0, 4);
-  out.writeUInt32BE(0, 6); out.writeUInt16BE(0, 10);
-  return out;
+  return Buffer.from(out + '\0', 'latin1');
 }

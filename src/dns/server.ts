@@ -5,7 +5,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import crypto from 'node:crypto';
-import { AnswerTable, assemble, errorReply, EDNS_SIZE } from './answers.js';
+import { AnswerTable } from './answers.js';
+import { assemble, errorReply, EDNS_SIZE } from './reply.js';
 import { CLASS, DnsFormatError, opcodeOf, OPCODE, QR, RCODE, RCODE_NAME, readQuery, TYPE, type QueryView } from './codec.js';
 
 export interface DnsServerOptions {
@@ -56,11 +57,17 @@ export class DnsServer {
 
   async start(): Promise<void> {
     const type = this.opts.host.includes(':') ? 'udp6' : 'udp4';
-    const udp = dgram.createSocket({ type, reuseAddr: false });
+    // Replies go to the address a query came from, always an IP literal: resolve it in place rather
+    // than through dns.lookup (an IP check and a next-tick callback per reply).
+    const udp = dgram.createSocket({ type, reuseAddr: false, lookup: literalAddress });
     await new Promise<void>((resolve, reject) => { udp.once('error', reject); udp.bind(this.opts.port, this.opts.host, () => { udp.off('error', reject); resolve(); }); });
     try { udp.setRecvBufferSize(4 << 20); udp.setSendBufferSize(4 << 20); } catch { /* capped by the kernel; not fatal */ }
     udp.on('error', (e) => this.opts.log?.(`dns udp: ${e.message}`));
-    udp.on('message', (msg, rinfo) => this.handle(msg, true, (b) => udp.send(b, rinfo.port, rinfo.address)));
+    udp.on('message', (msg, rinfo) => {
+      // The fast path answers without a closure; the rest may answer later (forwarding).
+      const fast = this.fastReply(msg, true);
+      if (fast) { this.count(fast, true); udp.send(fast, rinfo.port, rinfo.address); } else this.slow(msg, true, (b) => udp.send(b, rinfo.port, rinfo.address));
+    });
     this.udp = udp;
     this.port = udp.address().port;
 
@@ -92,16 +99,24 @@ export class DnsServer {
 
   private drop(reason: string): void { this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1; }
 
-  private send(reply: (b: Buffer) => void, b: Buffer, udp: boolean): void {
+  private count(b: Buffer, udp: boolean): void {
     this.replyCounts[(udp ? 0 : 16) + (b[3] & 0xf)]++;
     if (b[2] & 0x02) this.counters.truncated++;
+  }
+
+  private send(reply: (b: Buffer) => void, b: Buffer, udp: boolean): void {
+    this.count(b, udp);
     reply(b);
   }
 
   /** One message in, at most one reply out. Never throws: malformed input is counted and dropped. */
   handle(msg: Buffer, udp: boolean, reply: (b: Buffer) => void): void {
-    const fast = this.fastPath(msg);
-    if (fast) return this.send(reply, assemble(msg, fast.q, fast.p, udp), udp);
+    const fast = this.fastReply(msg, udp);
+    if (fast) this.send(reply, fast, udp); else this.slow(msg, udp, reply);
+  }
+
+  /** Everything the fast path does not answer: the full decoder, errors, lazily prepared answers, forwarding. */
+  private slow(msg: Buffer, udp: boolean, reply: (b: Buffer) => void): void {
     let q: QueryView;
     try {
       q = readQuery(msg);
@@ -118,7 +133,7 @@ export class DnsServer {
     if (q.ednsVersion > 0) return this.send(reply, badVersion(msg, q), udp); // RFC 6891 §6.1.3
     if (q.qclass === CLASS.IN && q.qtype !== TYPE.AXFR && q.qtype !== 251) {
       const p = this.table.lookup(q.qname, q.qtype);
-      if (p) return this.send(reply, assemble(msg, q, p, udp), udp);
+      if (p) return this.send(reply, assemble(msg, q.qEnd, q.ednsSize, p, udp), udp);
     } else if (this.table.zoneOf(q.qname) !== undefined) {
       // Zone transfers and other classes for our own names: not served (push by RFC 2136 instead).
       return this.send(reply, errorReply(msg, q, q.qclass === CLASS.IN ? RCODE.REFUSED : RCODE.NOTIMP), udp);
@@ -129,10 +144,11 @@ export class DnsServer {
 
   /**
    * The common case without building objects: a plain IN query, one uncompressed question, no
-   * records but at most a bare EDNS version-0 OPT, for a name and type with a prepared answer.
-   * Anything else (or a miss) goes through readQuery and the full logic.
+   * records but at most a bare EDNS version-0 OPT, for a name and type with a prepared answer,
+   * looked up by the question's bytes. Returns the reply; anything else (or a miss) returns
+   * undefined and goes through readQuery and the full logic.
    */
-  private fastPath(b: Buffer): { q: QueryView; p: ReturnType<AnswerTable['lookup']> & object } | undefined {
+  fastReply(b: Buffer, udp: boolean): Buffer | undefined {
     const len = b.length;
     if (len < 17 || (b[2] & 0xf8) !== 0 || b[4] !== 0 || b[5] !== 1 || (b[6] | b[7] | b[8] | b[9]) !== 0) return undefined;
     let p = 12;
@@ -153,9 +169,7 @@ export class DnsServer {
       ednsSize = Math.max(512, (b[qEnd + 3] << 8) | b[qEnd + 4]);
     } else if (ar !== 0 || qEnd !== len) return undefined;
     const qtype = (b[p + 1] << 8) | b[p + 2];
-    const prepared = this.table.lookupWire(b.toString('latin1', 12, p + 1).toLowerCase(), qtype);
-    if (!prepared) return undefined;
-    return { q: { id: (b[0] << 8) | b[1], flags: (b[2] << 8) | b[3], qname: '', qtype, qclass: 1, qEnd, ednsSize, ednsVersion: 0 }, p: prepared };
+    return this.table.fastReply(b, p + 1, qtype, qEnd, ednsSize, udp);
   }
 
   private forward(msg: Buffer, q: QueryView, udp: boolean, reply: (b: Buffer) => void): void {
@@ -216,6 +230,11 @@ export class DnsServer {
     s.on('error', () => undefined);
     s.on('close', () => this.conns.delete(s));
   }
+}
+
+/** dgram's `lookup` for a socket that only sends to IP literals (the sources of datagrams it received). */
+function literalAddress(address: string, family: unknown, done: (err: Error | null, address: string, family: number) => void): void {
+  done(null, address, typeof family === 'number' ? family : address.includes(':') ? 6 : 4);
 }
 
 /** BADVERS: extended rcode 1 in our OPT record (RFC 6891 §6.1.3). */
