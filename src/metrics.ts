@@ -34,3 +34,14 @@ export function watchTftpDrops(read: () => Record<string, number>): void {
     collect() { this.reset(); for (const [reason, n] of Object.entries(read())) if (n) this.inc({ reason }, n); },
   });
 }
+
+/** The DHCP lease writer's group commits (lease-engine.ts), read from its own counters when scraped. */
+export function watchLeaseWrites(read: () => { batches: number; rows: number; busyMs: number }): void {
+  for (const name of ['fulcrum_dhcp_lease_batches_total', 'fulcrum_dhcp_lease_rows_total', 'fulcrum_dhcp_lease_write_seconds_total']) registry.removeSingleMetric(name);
+  new client.Counter({ name: 'fulcrum_dhcp_lease_batches_total', help: 'Lease group commits (one statement and one fsync each)', registers: [registry],
+    collect() { this.reset(); this.inc(read().batches); } });
+  new client.Counter({ name: 'fulcrum_dhcp_lease_rows_total', help: 'Lease rows written by the group commits', registers: [registry],
+    collect() { this.reset(); this.inc(read().rows); } });
+  new client.Counter({ name: 'fulcrum_dhcp_lease_write_seconds_total', help: 'Time spent in lease group commits (one runs at a time)', registers: [registry],
+    collect() { this.reset(); this.inc(read().busyMs / 1000); } });
+}

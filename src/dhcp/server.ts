@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import type { Store } from '../store/db.js';
 import { emit } from '../events/outbox.js';
 import { render } from '../provisioning/bootenvs.js';
-import { dhcpDrops, dhcpLatency, dhcpMessages } from '../metrics.js';
+import { dhcpDrops, dhcpLatency, dhcpMessages, watchLeaseWrites } from '../metrics.js';
 import { bootInfo, type BootInfo } from './netboot.js';
 import { inCidr, netmask, type Client, type Subnet } from './leases.js';
 import { LeaseEngine } from './lease-engine.js';
@@ -52,6 +52,7 @@ export class DhcpServer {
   constructor(private readonly opts: DhcpServerOptions) {
     this.ports = opts.ports ?? { server: 67, client: 68, proxy: 4011 };
     this.engine = new LeaseEngine(opts.store, opts.log);
+    watchLeaseWrites(() => this.engine.writer);
   }
 
   async start(): Promise<void> {
