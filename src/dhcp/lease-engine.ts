@@ -167,6 +167,8 @@ export class LeaseEngine {
   private session?: pg.Client;
   private connecting?: Promise<pg.Client>;
   private loaded?: Promise<void>;
+  /** `loaded` once it has settled: packets need not wait. */
+  private settled?: Promise<void>;
   private subnets: Subnet[] = [];
   /** The subnets as network/mask numbers, most specific first: subnet selection per packet. */
   private nets: Array<{ subnet: Subnet; net: number; mask: number; bits: number }> = [];
@@ -194,12 +196,20 @@ export class LeaseEngine {
   /** LISTEN first, then load, so that no change between the two is missed. Idempotent. */
   ready(): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('the DHCP lease engine is stopped'));
-    this.loaded ??= (async () => {
-      await this.connect();
-      await this.load(new Set(['subnets', 'reservations', 'nodes']));
-    })().catch((err) => { this.loaded = undefined; throw err; });
+    if (!this.loaded) {
+      let p!: Promise<void>;
+      p = (async () => {
+        await this.connect();
+        await this.load(new Set(['subnets', 'reservations', 'nodes']));
+        this.settled = p;
+      })().catch((err) => { this.loaded = undefined; throw err; });
+      this.loaded = p;
+    }
     return this.loaded;
   }
+
+  /** ready() would resolve at once: the configuration is loaded and nothing asked for a reload. */
+  get isReady(): boolean { return this.loaded !== undefined && this.settled === this.loaded; }
 
   async stop(): Promise<void> {
     this.stopped = true;

@@ -114,10 +114,10 @@ function readOptionField(b: Buffer, start: number, end: number, field: string, i
     const code = b[i];
     if (code === PAD) { i++; continue; }
     if (code === END) return;
-    const where = `${DHCP_OPTIONS.describe(code)} at octet ${i} (${field} field)`;
-    if (i + 1 >= end) throw new DhcpDecodeError(`${where}: length octet missing, the ${field} field ends`);
+    const where = () => `${DHCP_OPTIONS.describe(code)} at octet ${i} (${field} field)`;
+    if (i + 1 >= end) throw new DhcpDecodeError(`${where()}: length octet missing, the ${field} field ends`);
     const len = b[i + 1];
-    if (i + 2 + len > end) throw new DhcpDecodeError(`${where}: length ${len} overruns the ${field} field by ${i + 2 + len - end} octets`);
+    if (i + 2 + len > end) throw new DhcpDecodeError(`${where()}: length ${len} overruns the ${field} field by ${i + 2 + len - end} octets`);
     const data = b.subarray(i + 2, i + 2 + len);
     const parts = into.get(code);
     if (parts) parts.push(data); else into.set(code, [data]);
@@ -141,7 +141,12 @@ function cString(b: Buffer, offset: number, size: number): string {
   return b.toString('latin1', offset, nul === -1 || nul > offset + size ? offset + size : nul);
 }
 
-const formatMac = (m: Buffer) => m.toString('hex').replace(/(..)(?!$)/g, '$1:');
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+function formatMac(m: Buffer): string {
+  let out = m.length ? HEX[m[0]] : '';
+  for (let i = 1; i < m.length; i++) out += ':' + HEX[m[i]];
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Encode

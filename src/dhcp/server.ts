@@ -12,6 +12,7 @@ import { dhcpDrops, dhcpLatency, dhcpMessages, watchLeaseWrites } from '../metri
 import { bootInfo, type BootInfo } from './netboot.js';
 import { inCidr, netmask, type Client, type Subnet } from './leases.js';
 import { LeaseEngine } from './lease-engine.js';
+import { literalLookup } from '../udp.js';
 import {
   decode, encode, DhcpDecodeError, getOption, setOption, setOptionByName, encodePxeVendorOptions, maxMessageSize, type DhcpPacket,
 } from './packet.js';
@@ -61,7 +62,8 @@ export class DhcpServer {
       new Promise<dgram.Socket>((resolve, reject) => {
         // A boot storm arrives in bursts: a larger receive buffer (the kernel caps it at
         // net.core.rmem_max) rides them out instead of dropping DISCOVERs.
-        const s = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: RECV_BUFFER });
+        // Replies go to IP literals only (giaddr, ciaddr, broadcast, the sender).
+        const s = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: RECV_BUFFER, lookup: literalLookup });
         s.once('error', reject);
         if (onMessage) s.on('message', onMessage);
         s.bind(port, address, () => { s.setBroadcast(true); s.removeListener('error', reject); s.on('error', (e) => this.opts.log?.(`dhcp socket: ${e.message}`)); resolve(s); });
@@ -97,7 +99,7 @@ export class DhcpServer {
       const reply = await this.handle(req, type, rinfo, via);
       if (!reply) return;
       const out = encode(reply.packet, { maxSize: maxMessageSize(req) });
-      await new Promise<void>((resolve) => this.send!.send(out, reply.port, reply.to, () => resolve()));
+      this.send!.send(out, reply.port, reply.to, this.sent);
       dhcpMessages.inc({ direction: 'out', type: reply.type });
       dhcpLatency.observe({ type }, Number(process.hrtime.bigint() - started) / 1e9);
     } catch (err) {
@@ -105,6 +107,13 @@ export class DhcpServer {
       this.opts.log?.(`dhcp: ${type} from ${req.chaddr}: ${(err as Error).message}`);
     }
   }
+
+  /** A send's outcome: the reply was counted when it was handed to the socket; a failure is counted here. */
+  private readonly sent = (err: Error | null): void => {
+    if (!err) return;
+    dhcpDrops.inc({ reason: 'send-failed' });
+    this.opts.log?.(`dhcp: sending a reply failed: ${err.message}`);
+  };
 
   /** Subnet selection: option 82 link selection, option 118, giaddr; else our own segment. */
   private subnetFor(req: DhcpPacket): Subnet | null {
@@ -115,7 +124,7 @@ export class DhcpServer {
   }
 
   async handle(req: DhcpPacket, type: string, rinfo: dgram.RemoteInfo, via: 'dhcp' | 'proxy'): Promise<Reply | null> {
-    await this.engine.ready();
+    if (!this.engine.isReady) await this.engine.ready();
     const subnet = this.subnetFor(req);
     const mac = req.chaddr.toLowerCase();
     const clientId = getOption(req, 'client-identifier');
@@ -232,12 +241,18 @@ export class DhcpServer {
         if (subnet.dns.length) setOption(p, 'dns-servers', subnet.dns);
         if (subnet.ntp.length) setOption(p, 'ntp-servers', subnet.ntp);
         if (subnet.domain) setOption(p, 'domain-name', subnet.domain);
-        const context = {
+        // Template values are rendered from the request; the reservation's options win over the subnet's.
+        const context = () => ({
           request: { mac: req.chaddr, hostname: getOption(req, 'hostname') ?? null, vendor_class: getOption(req, 'vendor-class') ?? null, giaddr: req.giaddr },
           subnet: { name: subnet.name, cidr: subnet.cidr }, address: yiaddr,
-        };
-        for (const [name, value] of Object.entries({ ...subnet.options, ...(reserved?.options ?? {}) })) {
-          setOptionByName(p, name, typeof value === 'string' && value.includes('{') ? await render(value, context) : value);
+        });
+        for (const options of [subnet.options, reserved?.options]) {
+          if (!options) continue;
+          for (const name in options) {
+            if (options === subnet.options && reserved?.options && name in reserved.options) continue;
+            const value = options[name];
+            setOptionByName(p, name, typeof value === 'string' && value.includes('{') ? await render(value, context()) : value);
+          }
         }
         // The reservation's own hostname is the most specific answer.
         if (reserved?.hostname) setOption(p, 'hostname', reserved.hostname);

@@ -7,6 +7,7 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import { AnswerTable } from './answers.js';
 import { assemble, errorReply, EDNS_SIZE } from './reply.js';
+import { literalLookup } from '../udp.js';
 import { CLASS, DnsFormatError, opcodeOf, OPCODE, QR, RCODE, RCODE_NAME, readQuery, TYPE, type QueryView } from './codec.js';
 
 export interface DnsServerOptions {
@@ -57,9 +58,8 @@ export class DnsServer {
 
   async start(): Promise<void> {
     const type = this.opts.host.includes(':') ? 'udp6' : 'udp4';
-    // Replies go to the address a query came from, always an IP literal: resolve it in place rather
-    // than through dns.lookup (an IP check and a next-tick callback per reply).
-    const udp = dgram.createSocket({ type, reuseAddr: false, lookup: literalAddress });
+    // Replies go to the address a query came from, always an IP literal.
+    const udp = dgram.createSocket({ type, reuseAddr: false, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => { udp.once('error', reject); udp.bind(this.opts.port, this.opts.host, () => { udp.off('error', reject); resolve(); }); });
     try { udp.setRecvBufferSize(4 << 20); udp.setSendBufferSize(4 << 20); } catch { /* capped by the kernel; not fatal */ }
     udp.on('error', (e) => this.opts.log?.(`dns udp: ${e.message}`));
@@ -230,11 +230,6 @@ export class DnsServer {
     s.on('error', () => undefined);
     s.on('close', () => this.conns.delete(s));
   }
-}
-
-/** dgram's `lookup` for a socket that only sends to IP literals (the sources of datagrams it received). */
-function literalAddress(address: string, family: unknown, done: (err: Error | null, address: string, family: number) => void): void {
-  done(null, address, typeof family === 'number' ? family : address.includes(':') ? 6 : 4);
 }
 
 /** BADVERS: extended rcode 1 in our OPT record (RFC 6891 §6.1.3). */
