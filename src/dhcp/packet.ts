@@ -175,13 +175,13 @@ export function encode(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   let next = 0;
   const fill = (start: number, n: number): number => {
     let at = start;
-    for (const { code, data } of layout.instances.slice(next, next + n)) {
+    for (const end = next + n; next < end; next++) {
+      const { code, data } = layout.instances[next];
       b[at] = code;
       b[at + 1] = data.length;
-      data.copy(b, at + 2);
+      for (let i = 0; i < data.length; i++) b[at + 2 + i] = data[i];
       at += 2 + data.length;
     }
-    next += n;
     b[at] = END;
     return at + 1;
   };
@@ -196,20 +196,41 @@ export function encodingLength(p: DhcpPacket, opts: EncodeOptions = {}): number 
   return plan(p, opts).length;
 }
 
+/**
+ * Option data of repeated plain values (a subnet's lease time and mask, our server identifier,
+ * the message type): encoded once. Only strings and numbers, which cannot change under the cache;
+ * at most MEMO_PER_CODE values per code (then that code's entries start over).
+ */
+const memo = new Map<number, Map<string | number, Buffer>>();
+const MEMO_PER_CODE = 64;
+function optionData(code: number, value: unknown): Buffer {
+  if (typeof value !== 'string' && typeof value !== 'number') return DHCP_OPTIONS.encodeValue(code, value);
+  let m = memo.get(code);
+  const hit = m?.get(value);
+  if (hit) return hit;
+  const data = DHCP_OPTIONS.encodeValue(code, value);
+  if (!m) memo.set(code, (m = new Map()));
+  else if (m.size >= MEMO_PER_CODE) m.clear();
+  m.set(value, data);
+  return data;
+}
+
 function plan(p: DhcpPacket, opts: EncodeOptions): Layout {
   if (!(p?.options instanceof Map)) throw new DhcpEncodeError('packet.options must be a Map of option code → value');
-  const ordered = [...p.options].filter(([code]) => code !== OVERLOAD);
-  // Message type first; relay agent information last (RFC 3046 §2.2). Sorting is stable.
-  const rank = (code: number) => (code === MESSAGE_TYPE ? 0 : code === RELAY_AGENT_INFORMATION ? 2 : 1);
-  ordered.sort((a, b) => rank(a[0]) - rank(b[0]));
+  // Message type first; relay agent information last (RFC 3046 §2.2); the rest in map order.
   const instances: Layout['instances'] = [];
-  for (const [code, value] of ordered) {
-    const data = DHCP_OPTIONS.encodeValue(code, value);
-    if (data.length <= 255) { instances.push({ code, data }); continue; }
+  let all = 0;
+  const add = (code: number, value: unknown) => {
+    const data = optionData(code, value);
+    all += 2 * Math.max(1, Math.ceil(data.length / 255)) + data.length;
+    if (data.length <= 255) { instances.push({ code, data }); return; }
     for (let i = 0; i < data.length; i += 255) instances.push({ code, data: data.subarray(i, i + 255) });
-  }
-  const size = (from: number, n: number) => instances.slice(from, from + n).reduce((s, x) => s + 2 + x.data.length, 0);
-  const all = size(0, instances.length);
+  };
+  const options = p.options;
+  if (options.has(MESSAGE_TYPE)) add(MESSAGE_TYPE, options.get(MESSAGE_TYPE));
+  for (const [code, value] of options) if (code !== MESSAGE_TYPE && code !== OVERLOAD && code !== RELAY_AGENT_INFORMATION) add(code, value);
+  if (options.has(RELAY_AGENT_INFORMATION)) add(RELAY_AGENT_INFORMATION, options.get(RELAY_AGENT_INFORMATION));
+  const size = (from: number, n: number) => { let t = 0; for (let i = from; i < from + n; i++) t += 2 + instances[i].data.length; return t; };
   const simple = HEADER_SIZE + all + 1;
   const max = opts.maxSize;
   if (max !== undefined && (!Number.isInteger(max) || max < BOOTP_MIN_SIZE)) {
@@ -244,34 +265,38 @@ function plan(p: DhcpPacket, opts: EncodeOptions): Layout {
   return { instances, counts, overload, length: Math.max(BOOTP_MIN_SIZE, HEADER_SIZE + size(0, counts.options) + 1) };
 }
 
+/** `v` if it is an integer in 0 .. 2^bits - 1; else a DhcpEncodeError naming the field. */
+function int(field: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new DhcpEncodeError(`${field} ${JSON.stringify(v)} is not an integer in 0..${max}`);
+  }
+  return v;
+}
+
 function writeHeader(p: DhcpPacket, b: Buffer, overload: number): void {
-  const int = (field: keyof DhcpPacket, bits: 8 | 16 | 32) => {
-    const v = p[field];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** bits) {
-      throw new DhcpEncodeError(`${field} ${JSON.stringify(v)} is not an integer in 0..${2 ** bits - 1}`);
-    }
-    return v;
-  };
   if (p.op !== BOOTREQUEST && p.op !== BOOTREPLY) throw new DhcpEncodeError(`op ${JSON.stringify(p.op)} must be 1 (BOOTREQUEST) or 2 (BOOTREPLY)`);
   b[0] = p.op;
-  b[1] = int('htype', 8);
-  b[2] = int('hlen', 8);
-  b[3] = int('hops', 8);
-  b.writeUInt32BE(int('xid', 32), 4);
-  b.writeUInt16BE(int('secs', 16), 8);
-  b.writeUInt16BE(int('flags', 16), 10);
-  for (const [field, at] of [['ciaddr', 12], ['yiaddr', 16], ['siaddr', 20], ['giaddr', 24]] as const) {
-    try { writeIp(p[field], b, at); } catch (e) {
-      throw e instanceof DhcpEncodeError ? new DhcpEncodeError(`${field}: ${e.reason}`) : e;
-    }
-  }
+  b[1] = int('htype', p.htype, 0xff);
+  b[2] = int('hlen', p.hlen, 0xff);
+  b[3] = int('hops', p.hops, 0xff);
+  const xid = int('xid', p.xid, 0xffffffff), secs = int('secs', p.secs, 0xffff), flags = int('flags', p.flags, 0xffff);
+  b[4] = xid >>> 24; b[5] = (xid >>> 16) & 0xff; b[6] = (xid >>> 8) & 0xff; b[7] = xid & 0xff;
+  b[8] = secs >> 8; b[9] = secs & 0xff; b[10] = flags >> 8; b[11] = flags & 0xff;
+  headerIp(p, 'ciaddr', b, 12); headerIp(p, 'yiaddr', b, 16); headerIp(p, 'siaddr', b, 20); headerIp(p, 'giaddr', b, 24);
   if (!writeMac(p.chaddr, b, 28)) parseMac(p.chaddr).copy(b, 28);
   if (!(overload & 2)) writeField(b, 'sname', p.sname, SNAME);
   if (!(overload & 1)) writeField(b, 'file', p.file, FILE);
-  b.writeUInt32BE(MAGIC_COOKIE, 236);
+  b[236] = 0x63; b[237] = 0x82; b[238] = 0x53; b[239] = 0x63; // MAGIC_COOKIE
+}
+
+function headerIp(p: DhcpPacket, field: 'ciaddr' | 'yiaddr' | 'siaddr' | 'giaddr', b: Buffer, at: number): void {
+  try { writeIp(p[field], b, at); } catch (e) {
+    throw e instanceof DhcpEncodeError ? new DhcpEncodeError(`${field}: ${e.reason}`) : e;
+  }
 }
 
 function writeField(b: Buffer, name: string, value: string, f: { offset: number; size: number }): void {
+  if (value === '') return;
   if (typeof value !== 'string' || /[^\x00-\xff]/.test(value)) throw new DhcpEncodeError(`${name} ${JSON.stringify(value)} must be a latin1 string`);
   if (value.length > f.size) throw new DhcpEncodeError(`${name} is ${value.length} octets, the field holds ${f.size}; send it as option ${name === 'file' ? '67 (bootfile-name)' : '66 (tftp-server-name)'} instead`);
   b.write(value, f.offset, 'latin1');
