@@ -201,9 +201,14 @@ test('a boot storm: 80 overlapping DISCOVERs get 80 distinct offers, and every R
   assert.deepEqual(new Map(rows.map((r) => [r.mac, r.address])), new Map(macs.map((m, i) => [m, offered[i]])));
 });
 
-test('group commit: the ACKs of a storm share commits; each is durable when it is sent', async () => {
+test('group commit: the ACKs of a storm share commits; each is durable when it is sent; events list known nodes and count the rest', async () => {
   const macs = Array.from({ length: 60 }, (_, i) => `52:54:00:00:08:${i.toString(16).padStart(2, '0')}`);
   const relay = { giaddr: '10.81.0.1' };
+  // The first ten MACs belong to a known node: their bindings are listed in the events; the other fifty are counted.
+  const reloads = server.engine.reloads;
+  await db.store.query(`INSERT INTO nodes (name, deployment_id) SELECT 'storm.test', id FROM deployments WHERE system`);
+  await db.store.query(`INSERT INTO node_macs (mac, node_id) SELECT unnest($1::macaddr[]), id FROM nodes WHERE name = 'storm.test'`, [macs.slice(0, 10)]);
+  await waitFor('the known MACs reloaded', async () => server.engine.reloads > reloads, 5000, 10);
   const offers = await Promise.all(macs.map((mac) => exchange(request(1, mac, [], relay))));
   const batchesBefore = server.engine.writer.batches;
   const acks = await Promise.all(macs.map(async (mac, i) => {
@@ -219,8 +224,10 @@ test('group commit: the ACKs of a storm share commits; each is durable when it i
   const batches = server.engine.writer.batches - batchesBefore;
   assert.ok(batches >= 1 && batches < macs.length / 4, `60 ACKs took ${batches} commits`);
   const events = await db.store.query(`SELECT payload FROM events WHERE type = 'dhcp.leases' ORDER BY id DESC LIMIT $1`, [batches]);
-  const reported = events.rows.flatMap((e) => e.payload.leases.map((l: any) => l.mac));
-  for (const mac of macs) assert.ok(reported.includes(mac), `${mac}'s binding is in a dhcp.leases event`);
+  const listed = events.rows.flatMap((e) => e.payload.leases.map((l: any) => l.mac)).sort();
+  assert.deepEqual(listed, macs.slice(0, 10), 'the known node\'s bindings are listed, no one else\'s');
+  const counted = events.rows.reduce((n, e) => n + (e.payload.anonymous.bound ?? 0), 0);
+  assert.equal(counted, 50, 'the other bindings are counted');
 });
 
 test('changes made elsewhere reach the server: a new reservation, a deleted lease', async () => {

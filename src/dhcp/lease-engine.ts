@@ -15,7 +15,12 @@ export type LeaseState = 'offered' | 'bound' | 'released' | 'declined' | 'expire
 export interface Reservation { mac: string; address: string; subnet_id: number; hostname: string | null; options: Record<string, unknown> }
 /** What one address holds in memory; `expires` is in Date.now() milliseconds. */
 interface Entry { mac: string | null; state: LeaseState; expires: number; clientId: string | null; hostname: string | null }
-interface Row { subnet_id: number; address: string; mac: string | null; client_id: string | null; hostname: string | null; state: LeaseState; secs: number; event: boolean }
+/**
+ * A lease row to write. `event`: 'listed' for a known node's MAC (the batch's dhcp.leases event
+ * lists it), 'counted' for any other client (counted by state: a discovery storm of unknown
+ * machines does not write and re-read every lease in the event stream), false for none.
+ */
+interface Row { subnet_id: number; address: string; mac: string | null; client_id: string | null; hostname: string | null; state: LeaseState; secs: number; event: 'listed' | 'counted' | false }
 
 /** The advisory-lock class of DHCP subnet ownership ('DHCP'); the second key is the subnet id. */
 const LOCK_CLASS = 0x44484350;
@@ -130,7 +135,10 @@ class LeaseWriter {
       const rows = new Map<string, Row>();
       for (const { row } of batch) rows.set(row.address, row);
       const list = [...rows.values()];
-      const events = list.filter((r) => r.event).map((r) => ({ subnet_id: r.subnet_id, address: r.address, mac: r.mac, hostname: r.hostname, state: r.state, seconds: r.secs }));
+      const leases = list.filter((r) => r.event === 'listed').map((r) => ({ subnet_id: r.subnet_id, address: r.address, mac: r.mac, hostname: r.hostname, state: r.state, seconds: r.secs }));
+      const anonymous: Partial<Record<LeaseState, number>> = {};
+      for (const r of list) if (r.event === 'counted') anonymous[r.state] = (anonymous[r.state] ?? 0) + 1;
+      const event = leases.length || Object.keys(anonymous).length ? JSON.stringify({ leases, anonymous }) : null;
       const t0 = performance.now();
       try {
         // A named (prepared) statement: parsed and planned once per connection, not per batch.
@@ -145,15 +153,14 @@ class LeaseWriter {
                client_id = EXCLUDED.client_id, hostname = EXCLUDED.hostname, state = EXCLUDED.state,
                expires_at = EXCLUDED.expires_at, updated_at = now()
              RETURNING 1)
-           INSERT INTO events (type, object_kind, payload)
-           SELECT 'dhcp.leases', 'dhcp', jsonb_build_object('leases', $8::jsonb) WHERE jsonb_array_length($8::jsonb) > 0`,
+           INSERT INTO events (type, object_kind, payload) SELECT 'dhcp.leases', 'dhcp', $8::jsonb WHERE $8::jsonb IS NOT NULL`,
         values: [list.map((r) => r.subnet_id), list.map((r) => r.address), list.map((r) => r.mac), list.map((r) => r.client_id),
-          list.map((r) => r.hostname), list.map((r) => r.state), list.map((r) => r.secs), JSON.stringify(events)] });
+          list.map((r) => r.hostname), list.map((r) => r.state), list.map((r) => r.secs), event] });
         this.batches++;
         this.rows += list.length;
         this.busyMs += performance.now() - t0;
         for (const p of batch) p.resolve();
-        this.committed(events.length > 0);
+        this.committed(event !== null);
       } catch (err) {
         for (const p of batch) p.reject(err as Error);
       }
@@ -548,7 +555,8 @@ export class LeaseEngine {
 
   private async persist(st: SubnetLeases, subnet: Subnet, address: string, e: Entry, secs: number): Promise<void> {
     try {
-      await this.writer.write({ subnet_id: subnet.id, address, mac: e.mac, client_id: e.clientId, hostname: e.hostname, state: e.state, secs, event: true });
+      const event = e.mac !== null && this.nodes.has(e.mac) ? 'listed' : 'counted';
+      await this.writer.write({ subnet_id: subnet.id, address, mac: e.mac, client_id: e.clientId, hostname: e.hostname, state: e.state, secs, event });
     } catch (err) {
       // Memory may now say more than the database: read the subnet back before the next answer.
       st.stale = true;

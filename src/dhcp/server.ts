@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import type { Store } from '../store/db.js';
 import { emit } from '../events/outbox.js';
 import { render } from '../provisioning/bootenvs.js';
-import { dhcpDrops, dhcpLatency, dhcpMessages, watchLeaseWrites } from '../metrics.js';
+import { dhcpDrops, dhcpTraffic, watchLeaseWrites } from '../metrics.js';
 import { bootInfo, type BootInfo } from './netboot.js';
 import { inCidr, netmask, type Client, type Subnet } from './leases.js';
 import { LeaseEngine } from './lease-engine.js';
@@ -83,7 +83,7 @@ export class DhcpServer {
   }
 
   private async receive(buf: Buffer, rinfo: dgram.RemoteInfo, via: 'dhcp' | 'proxy'): Promise<void> {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     let req: DhcpPacket;
     try {
       req = decode(buf);
@@ -92,16 +92,16 @@ export class DhcpServer {
       return;
     }
     if (req.op !== 1) { dhcpDrops.inc({ reason: 'not-a-request' }); return; }
-    const type = TYPES[Number(getOption(req, 'message-type'))] ?? '';
+    const code = Number(getOption(req, 'message-type'));
+    const type = TYPES[code] ?? '';
     if (!type) { dhcpDrops.inc({ reason: 'no-message-type' }); return; }
-    dhcpMessages.inc({ direction: 'in', type });
+    dhcpTraffic.received(code);
     try {
       const reply = await this.handle(req, type, rinfo, via);
       if (!reply) return;
       const out = encode(reply.packet, { maxSize: maxMessageSize(req) });
       this.send!.send(out, reply.port, reply.to, this.sent);
-      dhcpMessages.inc({ direction: 'out', type: reply.type });
-      dhcpLatency.observe({ type }, Number(process.hrtime.bigint() - started) / 1e9);
+      dhcpTraffic.replied(code, TYPES.indexOf(reply.type as typeof TYPES[number]), (performance.now() - started) / 1000);
     } catch (err) {
       dhcpDrops.inc({ reason: 'error' });
       this.opts.log?.(`dhcp: ${type} from ${req.chaddr}: ${(err as Error).message}`);

@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import type { Sql, Store } from '../store/db.js';
 import type { EventStream } from '../events/stream.js';
+import type { Event } from '../events/outbox.js';
 import { AnswerTable } from './answers.js';
 import { DnsServer } from './server.js';
 import { computeRecords, recordLine, zoneInfo, type AddressFacts, type Computed, type NameFilter, type NodeFacts, type StaticRecord, type ZoneRow } from './filters.js';
@@ -120,8 +121,7 @@ export class DnsService {
       await this.server.start();
       watchDns(this.server, () => this.table.recordCount);
     }
-    // Job runs and noderole state changes (the bulk of events) change no name or address.
-    this.unsubscribe = this.events.subscribe({}, (e) => { if (!e.type.startsWith('job.') && e.type !== 'noderole.state') this.soon(); });
+    this.unsubscribe = this.events.subscribe({}, (e) => { if (changesNames(e)) this.soon(); });
     // Every 15 s a look for lease expiry (no event); at once when this replica becomes the leader (it pushes).
     let ticks = 0;
     let wasLeader = this.isLeader();
@@ -174,4 +174,11 @@ export class DnsService {
       this.building = false;
     }
   }
+}
+
+/** Job runs, noderole state changes and the leases of machines that are not nodes (the bulk of events) change no name or address. */
+function changesNames(e: Event): boolean {
+  if (e.type.startsWith('job.') || e.type === 'noderole.state') return false;
+  if (e.type === 'dhcp.leases') return ((e.payload as { leases?: unknown[] }).leases?.length ?? 0) > 0;
+  return true;
 }
