@@ -409,7 +409,7 @@ export class LeaseEngine {
       r = await this.store.query(
         `SELECT host(address) AS address, mac::text AS mac, state, client_id, hostname,
                 extract(epoch FROM expires_at - now()) * 1000 AS left_ms
-           FROM leases WHERE subnet_id = $1 OR address <<= $2::cidr ORDER BY updated_at, id`, [subnet.id, subnet.cidr]);
+           FROM leases WHERE address <<= $1::cidr ORDER BY updated_at, id`, [subnet.cidr]);
     } finally {
       st.changes = undefined;
     }
