@@ -101,7 +101,7 @@ class LeaseWriter {
         setImmediate(() => void this.run());
       }
     });
-    this.last = p.catch(() => undefined);
+    this.last = p;
     if (this.gathered && this.queue.length >= FULL_BATCH) this.gathered();
     return p;
   }
@@ -116,7 +116,7 @@ class LeaseWriter {
   }
 
   /** Settles once every row queued so far is committed (or failed); later rows do not delay it. */
-  barrier(): Promise<void> { return this.last; }
+  barrier(): Promise<void> { return this.last.catch(() => undefined); }
 
   get backlogged(): boolean { return this.queue.length >= MAX_BACKLOG; }
 
