@@ -20,4 +20,8 @@ test('DHCP traffic counted in plain arrays is exported as Prometheus counters an
   assert.match(text, /^fulcrum_dhcp_reply_seconds_sum\{type="REQUEST"\} 3.02$/m);
   assert.match(text, /^fulcrum_dhcp_reply_seconds_count\{type="REQUEST"\} 2$/m);
   assert.doesNotMatch(text, /type="INFORM"/, 'types never seen have no series');
+  registry.resetMetrics();
+  const after = await registry.metrics();
+  assert.doesNotMatch(after, /^fulcrum_dhcp_reply_seconds_count/m, 'reset clears the histogram');
+  assert.doesNotMatch(after, /^fulcrum_dhcp_messages_total\{/m, 'reset clears the counters');
 });

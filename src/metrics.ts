@@ -19,6 +19,9 @@ export class DhcpTraffic {
   readonly sums = new Float64Array(9);
 
   received(type: number): void { this.in[type]++; }
+  reset(): void {
+    for (const a of [this.in, this.out, this.sums, ...this.buckets]) a.fill(0);
+  }
   replied(requestType: number, replyType: number, seconds: number): void {
     this.out[replyType]++;
     this.sums[requestType] += seconds;
@@ -61,6 +64,7 @@ registry.registerMetric({
     }
     return { name: 'fulcrum_dhcp_reply_seconds', help: 'Time from receiving a DHCP request to sending the reply', type: 'histogram', aggregator: 'sum', values };
   },
+  reset: () => dhcpTraffic.reset(),
 } as unknown as client.Metric<string>);
 export const bootFiles = new client.Counter({
   name: 'fulcrum_boot_files_total', help: 'Boot files served, by protocol and result', labelNames: ['protocol', 'result'], registers: [registry],

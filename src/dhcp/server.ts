@@ -249,7 +249,7 @@ export class DhcpServer {
         for (const options of [subnet.options, reserved?.options]) {
           if (!options) continue;
           for (const name in options) {
-            if (options === subnet.options && reserved?.options && name in reserved.options) continue;
+            if (options === subnet.options && reserved?.options && Object.hasOwn(reserved.options, name)) continue;
             const value = options[name];
             setOptionByName(p, name, typeof value === 'string' && value.includes('{') ? await render(value, context()) : value);
           }

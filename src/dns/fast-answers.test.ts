@@ -42,6 +42,15 @@ test('fast answers: a pool is served in turn from its rotations', () => {
   assert.deepEqual(seen, [1, 2, 3, 1]);
 });
 
+test('fast answers: an answer over 65,535 bytes is left to the slow path, the rest still served', () => {
+  const small = prepared(5), huge = prepared(6, 70_000);
+  const fast = new FastAnswers([{ name: wire('all.c.test'), type: 33, prepared: huge }, { name: wire('a.c.test'), type: 1, prepared: small }]);
+  const big = query('all.c.test', 33), a = query('a.c.test', 1);
+  assert.equal(fast.reply(big.b, big.nameEnd, 33, big.qEnd, 0, false), undefined);
+  assert.deepEqual(fast.reply(a.b, a.nameEnd, 1, a.qEnd, 0, true), assemble(a.b, a.qEnd, 0, small, true));
+  assert.equal(fast.size, 1);
+});
+
 test('fast answers: refuses upper-case names and duplicates, naming the entry', () => {
   assert.throws(() => new FastAnswers([{ name: wire('A.test'), type: 1, prepared: prepared(1) }]), /entry 0: name bytes must be lower case/);
   assert.throws(() => new FastAnswers([{ name: wire('a.test'), type: 1, prepared: prepared(1) }, { name: wire('a.test'), type: 1, prepared: prepared(2) }]), /entry 1: duplicate name and type/);

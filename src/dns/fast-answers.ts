@@ -41,6 +41,8 @@ export class FastAnswers {
   readonly size: number;
 
   constructor(entries: readonly FastEntry[]) {
+    // A body over 65,535 bytes (an answer only TCP can carry whole) is left to the slow path.
+    entries = entries.filter((e) => e.prepared.rotations || e.prepared.body.length <= 0xffff);
     let total = 0;
     for (const e of entries) total += HEAD + e.name.length + (e.prepared.rotations ? 0 : e.prepared.body.length);
     this.data = new Uint8Array(total);
@@ -62,7 +64,6 @@ export class FastAnswers {
         this.pools.push(p);
         d.set(name, o + HEAD);
       } else {
-        if (p.body.length > 0xffff) throw new Error(`fast answers: entry ${i}: body over 65535 bytes`);
         const words = [p.flags, p.an, p.ns, p.ar, p.body.length];
         words.forEach((w, k) => { d[o + 4 + 2 * k] = w >> 8; d[o + 5 + 2 * k] = w & 0xff; });
         d.set(name, o + HEAD);

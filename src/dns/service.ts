@@ -176,9 +176,11 @@ export class DnsService {
   }
 }
 
-/** Job runs, noderole state changes and the leases of machines that are not nodes (the bulk of events) change no name or address. */
+/**
+ * Job runs and noderole state changes (the bulk of events) change no name or address. Lease
+ * events do, even those that only count anonymous machines: one of them may have become a node
+ * between its lease and its event.
+ */
 function changesNames(e: Event): boolean {
-  if (e.type.startsWith('job.') || e.type === 'noderole.state') return false;
-  if (e.type === 'dhcp.leases') return ((e.payload as { leases?: unknown[] }).leases?.length ?? 0) > 0;
-  return true;
+  return !e.type.startsWith('job.') && e.type !== 'noderole.state';
 }
