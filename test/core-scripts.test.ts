@@ -1,5 +1,5 @@
 // The core pack's scripts on their own, under dash and busybox ash (the discovery image's shell),
-// with the agent's helpers (fulcrum-attr / fulcrum-wall) over a job directory: they write only
+// with the helpers every job bundle brings (fulcrum-attr / fulcrum-wall / fulcrum-put) over a job directory: they write only
 // under core-root, a second run changes nothing, and bad input fails with a message that says
 // what to do. (On namespace nodes through the agent: test/etcd-cluster.test.ts.)
 import { test } from 'node:test';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { readPack } from '../src/content/pack.js';
 import { projectRoot } from '../src/paths.js';
+import { HELPERS } from '../src/agent/bundle.js';
 
 const SHELLS = [['dash'], ['busybox', 'sh']].filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0);
 
@@ -21,9 +22,8 @@ function job(shell: string[]): Job {
   fs.mkdirSync(root);
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
-  // The same helpers the agent writes for a job (src/agent/fulcrum-agent.sh).
-  fs.writeFileSync(path.join(bin, 'fulcrum-attr'), '#!/bin/sh\ncat "$FULCRUM_DIR/attribs/$1" 2>/dev/null || { echo "fulcrum-attr: no attrib $1" >&2; exit 1; }\n', { mode: 0o755 });
-  fs.writeFileSync(path.join(bin, 'fulcrum-wall'), '#!/bin/sh\nprintf "%s" "$2" > "$FULCRUM_DIR/wall/$1"\n', { mode: 0o755 });
+  // The helpers a job bundle writes (src/agent/bundle.ts).
+  for (const [name, text] of Object.entries(HELPERS)) fs.writeFileSync(path.join(bin, name), text, { mode: 0o755 });
   return {
     dir, root,
     run(script, attribs) {

@@ -171,10 +171,8 @@ run_job() {
   work=$STATE/job
   rm -rf "$work" && mkdir -p "$work/scripts" "$work/attribs" "$work/wall"
   (cd "$work" && sh "$STATE/bundle") || { log "bad job bundle"; return 1; }
-  # Helpers for role scripts: read an attrib, write a wall value, ask for a reboot.
+  # The bundle brings the helpers (fulcrum-attr, fulcrum-wall, fulcrum-put); this runtime adds the reboot request.
   mkdir -p "$work/bin"
-  printf '#!/bin/sh\ncat "$FULCRUM_DIR/attribs/$1" 2>/dev/null || { echo "fulcrum-attr: no attrib $1" >&2; exit 1; }\n' > "$work/bin/fulcrum-attr"
-  printf '#!/bin/sh\nprintf "%%s" "$2" > "$FULCRUM_DIR/wall/$1"\n' > "$work/bin/fulcrum-wall"
   printf '#!/bin/sh\nprintf "%%s" "${1:-}" > "$FULCRUM_DIR/reboot"\n' > "$work/bin/fulcrum-reboot"
   chmod +x "$work/bin/"*
   . "$work/env"

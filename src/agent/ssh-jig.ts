@@ -21,8 +21,6 @@ D=$(mktemp -d /tmp/fulcrum-job.XXXXXX) || exit 1
 cd "$D" || exit 1
 mkdir -p scripts attribs wall bin
 ${bundle}
-printf '#!/bin/sh\\ncat "$FULCRUM_DIR/attribs/$1" 2>/dev/null || { echo "fulcrum-attr: no attrib $1" >&2; exit 1; }\\n' > bin/fulcrum-attr
-printf '#!/bin/sh\\nprintf "%%s" "$2" > "$FULCRUM_DIR/wall/$1"\\n' > bin/fulcrum-wall
 printf '#!/bin/sh\\ntouch "$FULCRUM_DIR/reboot"\\n' > bin/fulcrum-reboot
 chmod +x bin/*
 . ./env

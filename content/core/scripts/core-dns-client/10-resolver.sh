@@ -7,17 +7,11 @@ if [ -z "$SERVERS" ] || [ "$SERVERS" = null ]; then
   exit 1
 fi
 SEARCH=$(fulcrum-attr core-dns-search 2>/dev/null | tr -d '[]" ' | tr ',' ' ' || true)
-put() {
-  mkdir -p "$(dirname "$1")"
-  cat > "$1.fulcrum-new"
-  if [ -f "$1" ] && [ ! -L "$1" ] && cmp -s "$1" "$1.fulcrum-new"; then rm -f "$1.fulcrum-new"; echo "unchanged: $1"; return 0; fi
-  mv "$1.fulcrum-new" "$1"; echo "wrote: $1"
-}
 {
   echo "# Written by Fulcrum (role core-dns-client): the registry's DNS service."
   [ -n "$SEARCH" ] && echo "search $SEARCH"
   n=0; for s in $SERVERS; do n=$((n + 1)); [ $n -le 3 ] && echo "nameserver $s"; done  # the resolver reads at most 3
-} | put "$ROOT/etc/resolv.conf"
+} | fulcrum-put "$ROOT/etc/resolv.conf"
 LIST=$(for s in $SERVERS; do printf '"%s",' "$s"; done)
 fulcrum-wall core-dns-nameservers "[${LIST%,}]"
 echo "resolver: $SERVERS${SEARCH:+ (search $SEARCH)}"

@@ -5,17 +5,9 @@ NAME=$(fulcrum-attr core-hostname 2>/dev/null || echo "$FULCRUM_NODE")
 case "$NAME" in ''|*[!A-Za-z0-9.-]*|-*) echo "core-hostname: invalid host name '$NAME' (letters, digits, '-' and '.')" >&2; exit 1 ;; esac
 SHORT=${NAME%%.*}
 
-# put FILE: write stdin to FILE only when it differs (idempotent; says which).
-put() {
-  mkdir -p "$(dirname "$1")"
-  cat > "$1.fulcrum-new"
-  if [ -f "$1" ] && cmp -s "$1" "$1.fulcrum-new"; then rm -f "$1.fulcrum-new"; echo "unchanged: $1"; return 0; fi
-  mv "$1.fulcrum-new" "$1"; echo "wrote: $1"; CHANGED=1
-}
-CHANGED=0
-printf '%s\n' "$SHORT" | put "$ROOT/etc/hostname"
+printf '%s\n' "$SHORT" | fulcrum-put "$ROOT/etc/hostname"
 [ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
-{ grep -v '# fulcrum-hostname$' "$ROOT/etc/hosts" || true; printf '127.0.1.1\t%s %s # fulcrum-hostname\n' "$NAME" "$SHORT"; } | put "$ROOT/etc/hosts"
+{ grep -v '# fulcrum-hostname$' "$ROOT/etc/hosts" || true; printf '127.0.1.1\t%s %s # fulcrum-hostname\n' "$NAME" "$SHORT"; } | fulcrum-put "$ROOT/etc/hosts"
 # The running system only on a real root (namespace nodes share the host's UTS name).
 if [ -z "$ROOT" ] && [ "$(hostname)" != "$SHORT" ]; then
   if command -v hostnamectl >/dev/null 2>&1; then hostnamectl set-hostname "$SHORT"; else hostname "$SHORT"; fi

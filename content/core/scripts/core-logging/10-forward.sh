@@ -11,9 +11,9 @@ if [ -z "$SERVERS" ] || [ "$SERVERS" = null ]; then
   if [ -e "$FILE" ]; then rm -f "$FILE"; CHANGED=1; echo "removed: $FILE"; fi
   echo "no logging service registered: log forwarding is off"
 else
-  mkdir -p "$(dirname "$FILE")"
-  { echo "# Written by Fulcrum (role core-logging): the registry's logging service."; for s in $SERVERS; do echo "*.* @@$s:$PORT"; done; } > "$FILE.fulcrum-new"
-  if [ -f "$FILE" ] && cmp -s "$FILE" "$FILE.fulcrum-new"; then rm -f "$FILE.fulcrum-new"; echo "unchanged: $FILE"; else mv "$FILE.fulcrum-new" "$FILE"; CHANGED=1; echo "wrote: $FILE"; fi
+  OUT=$({ echo "# Written by Fulcrum (role core-logging): the registry's logging service."; for s in $SERVERS; do echo "*.* @@$s:$PORT"; done; } | fulcrum-put "$FILE")
+  echo "$OUT"
+  case "$OUT" in wrote:*) CHANGED=1 ;; esac
   echo "logs forwarded to $SERVERS port $PORT"
 fi
 if [ -z "$ROOT" ] && [ "$CHANGED" = 1 ] && command -v systemctl >/dev/null 2>&1; then systemctl try-restart rsyslog || true; fi

@@ -7,18 +7,14 @@ if [ -z "$SERVERS" ] || [ "$SERVERS" = null ]; then
   echo "core-ntp: the service registry has no NTP service; register one: fulcrum services create --set name=ntp --set addresses='[\"<address>\"]'" >&2
   exit 1
 fi
-put() {
-  mkdir -p "$(dirname "$1")"
-  cat > "$1.fulcrum-new"
-  if [ -f "$1" ] && cmp -s "$1" "$1.fulcrum-new"; then rm -f "$1.fulcrum-new"; echo "unchanged: $1"; return 0; fi
-  mv "$1.fulcrum-new" "$1"; echo "wrote: $1"; CHANGED=1
-}
-CHANGED=0
-{ echo "# Written by Fulcrum (role core-ntp): the registry's NTP service."; for s in $SERVERS; do echo "server $s iburst"; done; } \
-  | put "$ROOT/etc/chrony/sources.d/fulcrum.sources"
-{ echo "# Written by Fulcrum (role core-ntp): the registry's NTP service."; echo "[Time]"; echo "NTP=$SERVERS"; } \
-  | put "$ROOT/etc/systemd/timesyncd.conf.d/fulcrum.conf"
-if [ -z "$ROOT" ] && [ "$CHANGED" = 1 ]; then
+OUT=$(
+  { echo "# Written by Fulcrum (role core-ntp): the registry's NTP service."; for s in $SERVERS; do echo "server $s iburst"; done; } \
+    | fulcrum-put "$ROOT/etc/chrony/sources.d/fulcrum.sources"
+  { echo "# Written by Fulcrum (role core-ntp): the registry's NTP service."; echo "[Time]"; echo "NTP=$SERVERS"; } \
+    | fulcrum-put "$ROOT/etc/systemd/timesyncd.conf.d/fulcrum.conf"
+)
+echo "$OUT"
+if [ -z "$ROOT" ] && case "$OUT" in *wrote:*) true ;; *) false ;; esac; then
   if command -v chronyc >/dev/null 2>&1; then chronyc reload sources || true
   elif command -v systemctl >/dev/null 2>&1; then systemctl try-restart systemd-timesyncd || true; fi
 fi

@@ -10,7 +10,5 @@ SUITE=$(fulcrum-attr core-package-suite 2>/dev/null || sed -n 's/^VERSION_CODENA
 COMPONENTS=$(fulcrum-attr core-package-components 2>/dev/null || echo main)
 case "$MIRROR" in http://*|https://*|file:/*) ;; *) echo "core-package-sources: mirror '$MIRROR' is not an http(s) or file URL" >&2; exit 1 ;; esac
 FILE=$ROOT/etc/apt/sources.list.d/fulcrum.list
-mkdir -p "$(dirname "$FILE")"
-{ echo "# Written by Fulcrum (role core-package-sources)."; echo "deb $MIRROR $SUITE $COMPONENTS"; } > "$FILE.fulcrum-new"
-if [ -f "$FILE" ] && cmp -s "$FILE" "$FILE.fulcrum-new"; then rm -f "$FILE.fulcrum-new"; echo "unchanged: $FILE"; else mv "$FILE.fulcrum-new" "$FILE"; echo "wrote: $FILE"; fi
+{ echo "# Written by Fulcrum (role core-package-sources)."; echo "deb $MIRROR $SUITE $COMPONENTS"; } | fulcrum-put "$FILE"
 echo "package sources: $MIRROR $SUITE $COMPONENTS"

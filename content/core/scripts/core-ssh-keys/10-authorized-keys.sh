@@ -20,8 +20,7 @@ mkdir -p "$HOME_DIR/.ssh" && chmod 700 "$HOME_DIR/.ssh"
 {
   sed '/^# BEGIN fulcrum core-ssh-keys$/,/^# END fulcrum core-ssh-keys$/d' "$FILE"
   echo "# BEGIN fulcrum core-ssh-keys"; cat "$KEYS"; echo "# END fulcrum core-ssh-keys"
-} > "$FILE.fulcrum-new"
-if cmp -s "$FILE" "$FILE.fulcrum-new"; then rm -f "$FILE.fulcrum-new"; echo "unchanged: $FILE"; else mv "$FILE.fulcrum-new" "$FILE"; echo "wrote: $FILE"; fi
+} | fulcrum-put "$FILE"
 chmod 600 "$FILE"
 [ -z "$ROOT" ] && [ "$USER_NAME" != root ] && chown -R "$USER_NAME" "$HOME_DIR/.ssh" 2>/dev/null || true
 fulcrum-wall core-ssh-key-count "$n"

@@ -5,8 +5,6 @@ ROOT=$(fulcrum-attr core-root 2>/dev/null || echo /); ROOT=${ROOT%/}
 ENDPOINTS=$(fulcrum-attr etcd-endpoints | tr -d '[]" \n')
 [ -n "$ENDPOINTS" ] || { echo "etcd-client: no etcd endpoints published yet" >&2; exit 1; }
 FILE=$ROOT/etc/default/etcdctl
-mkdir -p "$(dirname "$FILE")"
-{ echo "# Written by Fulcrum (role etcd-client): the etcd cluster's client endpoints."; echo "ETCDCTL_API=3"; echo "ETCDCTL_ENDPOINTS=$ENDPOINTS"; } > "$FILE.fulcrum-new"
-if [ -f "$FILE" ] && cmp -s "$FILE" "$FILE.fulcrum-new"; then rm -f "$FILE.fulcrum-new"; echo "unchanged: $FILE"; else mv "$FILE.fulcrum-new" "$FILE"; echo "wrote: $FILE"; fi
+{ echo "# Written by Fulcrum (role etcd-client): the etcd cluster's client endpoints."; echo "ETCDCTL_API=3"; echo "ETCDCTL_ENDPOINTS=$ENDPOINTS"; } | fulcrum-put "$FILE"
 ETCDCTL_API=3 etcdctl --endpoints="$ENDPOINTS" --command-timeout=10s endpoint health
 echo "etcd endpoints: $ENDPOINTS"
